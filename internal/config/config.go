@@ -1,0 +1,184 @@
+// Package config is smartgate's one typed configuration. Load builds it in
+// layers, each overriding the one before: defaults, the YAML file (--config),
+// the environment (SMARTGATE_*), then command-line flags. Validate reports
+// every problem at once, each naming the key and the fix.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is every setting smartgate reads. The yaml tag is the key's name in
+// the file; the environment variable is SMARTGATE_ + the dotted key in upper
+// case with "_" for "." (tls.cert_file -> SMARTGATE_TLS_CERT_FILE).
+// docs/configuration.md documents every key; a test keeps them in step.
+type Config struct {
+	Dev              bool     `yaml:"dev"`
+	Issuer           string   `yaml:"issuer"`
+	Listen           string   `yaml:"listen"`
+	DataDir          string   `yaml:"data_dir"`
+	Database         string   `yaml:"database"`
+	DatabaseMaxConns int      `yaml:"database_max_conns"`
+	KEK              string   `yaml:"kek" secret:"true"`
+	KEKFile          string   `yaml:"kek_file"`
+	TrustedProxies   []string `yaml:"trusted_proxies"`
+	TLS              TLS      `yaml:"tls"`
+	Log              Log      `yaml:"log"`
+	Keys             Keys     `yaml:"keys"`
+	Tokens           Tokens   `yaml:"tokens"`
+	Changes          Changes  `yaml:"changes"`
+	Audit            Audit    `yaml:"audit"`
+	ShutdownTimeout  Duration `yaml:"shutdown_timeout"`
+}
+
+// TLS names the certificate smartgate serves when it terminates TLS itself.
+// Both files are re-read on SIGHUP.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Log sets the structured log stream (always to standard error).
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Keys sets the signing-key lifecycle.
+type Keys struct {
+	// JWKSMaxAge is the Cache-Control max-age of /oauth2/jwks, and so how long
+	// a new key is published before it signs anything.
+	JWKSMaxAge Duration `yaml:"jwks_max_age"`
+	// RotateAfter is the age at which doctor recommends rotating a key.
+	RotateAfter Duration `yaml:"rotate_after"`
+}
+
+// Tokens sets token lifetimes; a retired signing key stays published until
+// the longest of them has passed.
+type Tokens struct {
+	AccessTokenTTL  Duration `yaml:"access_token_ttl"`
+	BackendTokenTTL Duration `yaml:"backend_token_ttl"`
+	IDTokenTTL      Duration `yaml:"id_token_ttl"`
+}
+
+// Changes sets the cross-node change feed.
+type Changes struct {
+	PollInterval Duration `yaml:"poll_interval"`
+	StaleAfter   Duration `yaml:"stale_after"`
+}
+
+// Audit sets the batched audit writer.
+type Audit struct {
+	BatchSize     int      `yaml:"batch_size"`
+	FlushInterval Duration `yaml:"flush_interval"`
+	QueueSize     int      `yaml:"queue_size"`
+}
+
+// DevListen is the dev-mode listen address when none is given.
+const DevListen = "127.0.0.1:8080"
+
+// Default returns the built-in defaults (the first layer).
+func Default() Config {
+	return Config{
+		DataDir:          "./smartgate-data",
+		DatabaseMaxConns: 8,
+		Log:              Log{Level: "info", Format: "json"},
+		Keys:             Keys{JWKSMaxAge: Duration(15 * time.Minute), RotateAfter: Duration(90 * 24 * time.Hour)},
+		Tokens: Tokens{
+			AccessTokenTTL:  Duration(time.Hour),
+			BackendTokenTTL: Duration(5 * time.Minute),
+			IDTokenTTL:      Duration(time.Hour),
+		},
+		Changes:         Changes{PollInterval: Duration(time.Second), StaleAfter: Duration(5 * time.Second)},
+		Audit:           Audit{BatchSize: 256, FlushInterval: Duration(500 * time.Millisecond), QueueSize: 8192},
+		ShutdownTimeout: Duration(15 * time.Second),
+	}
+}
+
+// Resolve fills the settings derived from others: the dev-mode listen address
+// and issuer, the SQLite file and the KEK file inside the data dir. It runs
+// after all layers are applied and before Validate.
+func (c *Config) Resolve() {
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Dev {
+		if c.Listen == "" {
+			c.Listen = DevListen
+		}
+		if c.Issuer == "" {
+			c.Issuer = "http://" + c.Listen
+		}
+		if c.KEK == "" && c.KEKFile == "" {
+			c.KEKFile = filepath.Join(c.DataDir, "kek")
+		}
+	}
+	if c.Listen == "" {
+		if c.TLS.CertFile != "" {
+			c.Listen = ":8443"
+		} else {
+			c.Listen = ":8080"
+		}
+	}
+	if c.Database == "" {
+		c.Database = filepath.Join(c.DataDir, "smartgate.db")
+	}
+}
+
+// DevIssuerFor returns the dev-mode issuer for the address the listener
+// really bound (which differs from Listen when the port was 0).
+func DevIssuerFor(addr net.Addr) string {
+	return "http://" + addr.String()
+}
+
+// MaxTokenLifetime is the longest lifetime of anything a signing key signs:
+// a retired key stays in the JWKS at least this long.
+func (c *Config) MaxTokenLifetime() time.Duration {
+	m := c.Tokens.AccessTokenTTL
+	for _, d := range []Duration{c.Tokens.BackendTokenTTL, c.Tokens.IDTokenTTL} {
+		if d > m {
+			m = d
+		}
+	}
+	return time.Duration(m)
+}
+
+// IsPostgres reports whether Database names a PostgreSQL server.
+func (c *Config) IsPostgres() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+}
+
+// RedactedDatabase is Database without a password, for logs and doctor.
+func (c *Config) RedactedDatabase() string {
+	if !c.IsPostgres() {
+		return c.Database
+	}
+	u, err := url.Parse(c.Database)
+	if err != nil {
+		return "postgres://(unparseable DSN)"
+	}
+	return u.Redacted()
+}
+
+// Duration is a time.Duration written as "90s", "15m", "1h" in YAML and
+// the environment.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like 90s, 15m or 1h)", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

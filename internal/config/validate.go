@@ -1,0 +1,165 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// Problem is one configuration mistake: the key and what to do about it.
+type Problem struct {
+	Key      string
+	Message  string
+	Insecure bool // the insecure_issuer case, documented separately
+}
+
+func (p Problem) String() string { return p.Key + ": " + p.Message }
+
+// ValidationError lists every problem found at once.
+type ValidationError struct{ Problems []Problem }
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the configuration has %d problem(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - " + p.String())
+	}
+	return b.String()
+}
+
+// Validate checks the whole configuration and returns a *ValidationError
+// listing every problem, or nil.
+func (c *Config) Validate() error {
+	var ps []Problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		add("listen", "%q is not host:port; write it like 127.0.0.1:8080 or :8443", c.Listen)
+	}
+
+	if c.Dev {
+		if err == nil && !IsLoopbackHost(host) {
+			add("listen", "dev mode listens only on a loopback address, not %q; use --listen 127.0.0.1:PORT, or leave dev mode (drop --dev) and set issuer and TLS", c.Listen)
+		}
+		if c.Issuer != "" && c.Issuer != "http://"+c.Listen {
+			add("issuer", "in dev mode the issuer follows the listen address (http://%s); drop issuer, or leave dev mode to set it", c.Listen)
+		}
+	} else {
+		c.validateIssuer(&ps)
+	}
+
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls.cert_file", "tls.cert_file and tls.key_file go together; set both (PEM files) or neither")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				add("trusted_proxies", "%q is neither an IP address nor a CIDR range; write it like 10.0.0.5 or 10.0.0.0/8", p)
+			}
+		}
+	}
+
+	if c.KEK != "" && c.KEKFile != "" {
+		add("kek", "both kek (SMARTGATE_KEK) and kek_file are set; keep one")
+	}
+	if !c.Dev && c.KEK == "" && c.KEKFile == "" {
+		add("kek_file", "no key-encryption key: set kek_file to a file holding 32 random bytes in base64 (head -c 32 /dev/urandom | base64 > kek && chmod 600 kek), or set SMARTGATE_KEK")
+	}
+
+	if c.Database == "" {
+		add("database", "empty; give a postgres:// DSN or a SQLite file path")
+	} else if strings.Contains(c.Database, "://") && !c.IsPostgres() {
+		add("database", "unsupported scheme in %q; use postgres://user:pass@host:5432/db or a SQLite file path", c.RedactedDatabase())
+	}
+	if c.DatabaseMaxConns < 1 {
+		add("database_max_conns", "must be at least 1, not %d", c.DatabaseMaxConns)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not a level; use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		add("log.format", "%q is not a format; use json or text", c.Log.Format)
+	}
+
+	positive := map[string]Duration{
+		"keys.jwks_max_age":        c.Keys.JWKSMaxAge,
+		"keys.rotate_after":        c.Keys.RotateAfter,
+		"tokens.access_token_ttl":  c.Tokens.AccessTokenTTL,
+		"tokens.backend_token_ttl": c.Tokens.BackendTokenTTL,
+		"tokens.id_token_ttl":      c.Tokens.IDTokenTTL,
+		"changes.poll_interval":    c.Changes.PollInterval,
+		"changes.stale_after":      c.Changes.StaleAfter,
+		"audit.flush_interval":     c.Audit.FlushInterval,
+		"shutdown_timeout":         c.ShutdownTimeout,
+	}
+	for _, k := range AllKeys() {
+		if d, ok := positive[k.Name]; ok && d <= 0 {
+			add(k.Name, "must be a positive duration like 30s or 1h, not %s", d.D())
+		}
+	}
+	if c.Changes.PollInterval.D() > 1e9 {
+		add("changes.poll_interval", "must be at most 1s so that revocations reach every node within a second, not %s", c.Changes.PollInterval.D())
+	}
+	if c.Changes.StaleAfter <= c.Changes.PollInterval {
+		add("changes.stale_after", "must be longer than changes.poll_interval (%s)", c.Changes.PollInterval.D())
+	}
+	if c.Audit.BatchSize < 1 {
+		add("audit.batch_size", "must be at least 1")
+	}
+	if c.Audit.QueueSize < c.Audit.BatchSize {
+		add("audit.queue_size", "must be at least audit.batch_size (%d)", c.Audit.BatchSize)
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: ps}
+}
+
+func (c *Config) validateIssuer(ps *[]Problem) {
+	add := func(insecure bool, format string, args ...any) {
+		*ps = append(*ps, Problem{Key: "issuer", Message: fmt.Sprintf(format, args...), Insecure: insecure})
+	}
+	if c.Issuer == "" {
+		add(false, "required outside dev mode: the https:// URL clients use to reach smartgate, e.g. https://ehr.example.org (or run serve --dev to try it locally)")
+		return
+	}
+	u, err := url.Parse(c.Issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		add(false, "%q is not an absolute URL; write it like https://ehr.example.org", c.Issuer)
+		return
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		add(false, "%q must not have a query, fragment or user info (OpenID Connect Discovery §4.1)", c.Issuer)
+	}
+	switch u.Scheme {
+	case "https":
+		if c.TLS.CertFile == "" && len(c.TrustedProxies) == 0 {
+			add(false, "an https issuer needs TLS: set tls.cert_file and tls.key_file so smartgate terminates TLS, or name the TLS-terminating proxy in trusted_proxies")
+		}
+	case "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			add(true, "%q uses http:// on a non-loopback host; OAuth requires TLS: use https://%s and set tls.cert_file/tls.key_file or trusted_proxies (http:// is allowed only for 127.0.0.1, [::1] and localhost)", c.Issuer, u.Host)
+		}
+	default:
+		add(false, "%q must start with https://", c.Issuer)
+	}
+}
+
+// IsLoopbackHost reports whether host is a loopback IP address or "localhost".
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsLoopback()
+}

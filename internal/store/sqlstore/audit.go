@@ -1,0 +1,77 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"smartgate/internal/store"
+)
+
+// AppendAudit implements store.Audit: the whole batch in one transaction.
+func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return db.tx(ctx, 0, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, db.q("INSERT INTO audit_events (at, request_id, actor, client_id, patient, action, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, e := range events {
+			if _, err := stmt.ExecContext(ctx, micros(e.Time), e.RequestID, e.Actor, e.ClientID, e.Patient, e.Action, e.Outcome, e.Detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListAudit implements store.Audit.
+func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	var where []string
+	var args []any
+	for _, c := range []struct{ col, val string }{
+		{"actor", f.Actor}, {"client_id", f.ClientID}, {"patient", f.Patient}, {"action", f.Action}, {"outcome", f.Outcome},
+	} {
+		if c.val != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.val)
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "at < ?")
+		args = append(args, micros(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q := "SELECT id, at, request_id, actor, client_id, patient, action, outcome, detail FROM audit_events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY at DESC, id DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := db.r.QueryContext(ctx, db.q(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.AuditEvent
+	for rows.Next() {
+		var e store.AuditEvent
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.RequestID, &e.Actor, &e.ClientID, &e.Patient, &e.Action, &e.Outcome, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.Time = fromMicros(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

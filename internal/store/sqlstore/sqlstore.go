@@ -1,0 +1,230 @@
+// Package sqlstore implements the store contract on SQL, in two dialects:
+// SQLite through modernc.org/sqlite (pure Go, WAL, one writer connection and
+// a reader pool) and PostgreSQL through github.com/jackc/pgx/v5. One set of
+// queries serves both; the dialect only rebinds placeholders, picks the lock
+// and the migration files.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"smartgate/internal/store"
+)
+
+// Options tune the connection pools.
+type Options struct {
+	MaxConns int // readers for SQLite, the whole pool for PostgreSQL
+}
+
+// DB is the SQL store. It implements store.Store.
+type DB struct {
+	postgres bool
+	w        *sql.DB // the writer (SQLite: exactly one connection)
+	r        *sql.DB // readers (PostgreSQL: the same pool as w)
+	dsn      string
+	now      func() time.Time
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open connects to dsn: a postgres:// or postgresql:// URL, or else the path
+// of a SQLite file (created if missing; its directory must exist).
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	if opts.MaxConns < 1 {
+		opts.MaxConns = 8
+	}
+	db := &DB{dsn: dsn, now: time.Now}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		db.postgres = true
+		p, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, err
+		}
+		p.SetMaxOpenConns(opts.MaxConns)
+		p.SetMaxIdleConns(opts.MaxConns)
+		p.SetConnMaxIdleTime(5 * time.Minute)
+		db.w, db.r = p, p
+	} else {
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		path = strings.TrimPrefix(path, "file:")
+		if dir := filepath.Dir(path); dir != "" {
+			if _, err := os.Stat(dir); err != nil {
+				return nil, fmt.Errorf("SQLite directory %s: %w", dir, err)
+			}
+		}
+		// WAL lets readers run beside the one writer; busy_timeout makes a
+		// second process (the CLI beside a server) wait instead of failing;
+		// synchronous=NORMAL is durable across process crashes in WAL mode.
+		pragmas := "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+		w, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_txlock=immediate")
+		if err != nil {
+			return nil, err
+		}
+		w.SetMaxOpenConns(1)
+		w.SetMaxIdleConns(1)
+		w.SetConnMaxLifetime(0)
+		r, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_pragma=query_only(1)")
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		r.SetMaxOpenConns(opts.MaxConns)
+		r.SetMaxIdleConns(opts.MaxConns)
+		db.w, db.r = w, r
+	}
+	if err := db.Ping(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func escapePath(p string) string {
+	return (&url.URL{Path: p}).EscapedPath()
+}
+
+// Dialect implements store.Admin.
+func (db *DB) Dialect() string {
+	if db.postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Pools exposes the connection pools for metrics (name -> pool).
+func (db *DB) Pools() map[string]*sql.DB {
+	if db.postgres {
+		return map[string]*sql.DB{"postgres": db.w}
+	}
+	return map[string]*sql.DB{"sqlite_writer": db.w, "sqlite_readers": db.r}
+}
+
+// Ping implements store.Admin.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return err
+	}
+	if db.r != db.w {
+		return db.r.PingContext(ctx)
+	}
+	return nil
+}
+
+// Now implements store.Admin.
+func (db *DB) Now(ctx context.Context) (time.Time, error) {
+	if !db.postgres {
+		return db.now(), nil
+	}
+	var t time.Time
+	err := db.r.QueryRowContext(ctx, "SELECT now()").Scan(&t)
+	return t, err
+}
+
+// Check implements store.Admin.
+func (db *DB) Check(ctx context.Context) error {
+	if db.postgres {
+		return db.Ping(ctx)
+	}
+	rows, err := db.r.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var msgs []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return err
+		}
+		if s != "ok" {
+			msgs = append(msgs, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("SQLite quick_check: %s", strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// Close implements store.Admin.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil && db.r != db.w {
+		errs = append(errs, db.r.Close())
+	}
+	if db.w != nil {
+		errs = append(errs, db.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// q rewrites ? placeholders to $n for PostgreSQL. Queries in this package
+// never contain a literal question mark.
+func (db *DB) q(query string) string {
+	if !db.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// Lock ids for PostgreSQL advisory transaction locks.
+const (
+	lockMigrate int64 = 0x736d6172_7401 // "smart" + 1
+	lockKeys    int64 = 0x736d6172_7402
+)
+
+// tx runs fn in a write transaction. On SQLite the transaction begins
+// IMMEDIATE (it holds the database's write lock from the start); on
+// PostgreSQL, lock (when non-zero) is taken as an advisory transaction lock.
+func (db *DB) tx(ctx context.Context, lock int64, fn func(*sql.Tx) error) (err error) {
+	t, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = t.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = t.Rollback()
+			return
+		}
+		err = t.Commit()
+	}()
+	if db.postgres && lock != 0 {
+		if _, err := t.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lock); err != nil {
+			return err
+		}
+	}
+	return fn(t)
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
