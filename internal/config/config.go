@@ -112,9 +112,11 @@ func (c *Config) Resolve() {
 		if c.Issuer == "" {
 			c.Issuer = "http://" + c.Listen
 		}
-		if c.KEK == "" && c.KEKFile == "" {
-			c.KEKFile = filepath.Join(c.DataDir, "kek")
-		}
+	}
+	if c.KEK == "" && c.KEKFile == "" {
+		// Dev mode generates this file; elsewhere an operator creates it
+		// (or sets kek_file, or SMARTGATE_KEK).
+		c.KEKFile = filepath.Join(c.DataDir, "kek")
 	}
 	if c.Listen == "" {
 		if c.TLS.CertFile != "" {

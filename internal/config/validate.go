@@ -29,9 +29,18 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// Validate checks the whole configuration and returns a *ValidationError
-// listing every problem, or nil.
-func (c *Config) Validate() error {
+// servingKeys only matter to serve; other commands (key, migrate) skip them.
+var servingKeys = map[string]bool{"issuer": true, "listen": true, "tls.cert_file": true, "trusted_proxies": true}
+
+// Validate checks the whole configuration as serve uses it and returns a
+// *ValidationError listing every problem, or nil.
+func (c *Config) Validate() error { return c.validate(true) }
+
+// ValidateData checks only what commands that act on the data need (the
+// database, the KEK, lifetimes), not the serving settings.
+func (c *Config) ValidateData() error { return c.validate(false) }
+
+func (c *Config) validate(serving bool) error {
 	var ps []Problem
 	add := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
@@ -66,9 +75,6 @@ func (c *Config) Validate() error {
 
 	if c.KEK != "" && c.KEKFile != "" {
 		add("kek", "both kek (SMARTGATE_KEK) and kek_file are set; keep one")
-	}
-	if !c.Dev && c.KEK == "" && c.KEKFile == "" {
-		add("kek_file", "no key-encryption key: set kek_file to a file holding 32 random bytes in base64 (head -c 32 /dev/urandom | base64 > kek && chmod 600 kek), or set SMARTGATE_KEK")
 	}
 
 	if c.Database == "" {
@@ -118,6 +124,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.QueueSize < c.Audit.BatchSize {
 		add("audit.queue_size", "must be at least audit.batch_size (%d)", c.Audit.BatchSize)
+	}
+	if !serving {
+		kept := ps[:0]
+		for _, p := range ps {
+			if !servingKeys[p.Key] {
+				kept = append(kept, p)
+			}
+		}
+		ps = kept
 	}
 	if len(ps) == 0 {
 		return nil

@@ -151,6 +151,8 @@ func oauthSafe(s string) string {
 			b.WriteByte('/')
 		case r >= 0x20 && r <= 0x7e:
 			b.WriteRune(r)
+		case r == '§':
+			b.WriteString("section ")
 		case r == '\n' || r == '\t':
 			b.WriteByte(' ')
 		default:

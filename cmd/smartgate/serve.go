@@ -1,0 +1,51 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"smartgate/internal/app"
+	"smartgate/internal/server"
+)
+
+func serveCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server and FHIR API",
+		Long: `Run smartgate.
+
+  smartgate serve --dev
+      HTTP on 127.0.0.1:8080 (or the loopback --listen given); the issuer is
+      http:// + that address; data, a generated KEK file (mode 0600) and demo
+      data in --data-dir (default ./smartgate-data).
+
+  smartgate serve --config /etc/smartgate/smartgate.yaml
+      Production: needs an https issuer, TLS (tls.cert_file/tls.key_file, or a
+      TLS-terminating proxy in trusted_proxies) and a KEK; optionally a
+      postgres:// database shared by several nodes.
+
+SIGTERM or SIGINT shuts down gracefully; SIGHUP reloads the TLS certificate.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load(cmd)
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log := g.logger(&cfg.Config, slog.LevelDebug-1)
+			a, err := app.Open(cmd.Context(), cfg, log, app.Options{Migrate: true, InitKeys: true})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return server.Run(cmd.Context(), a, g.stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.String("listen", "", "address to listen on (dev default 127.0.0.1:8080; :8443 with TLS, else :8080)")
+	f.String("issuer", "", "public https:// base URL of this server (required outside dev mode)")
+	return cmd
+}

@@ -1,0 +1,109 @@
+// Package app opens what every command shares: the configuration's data
+// dir, the store (migrated), the KEK and the signing keys. serve, the key
+// commands, migrate and doctor all act on the same data through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"smartgate/internal/config"
+	"smartgate/internal/keys"
+	"smartgate/internal/problem"
+	"smartgate/internal/store/sqlstore"
+)
+
+// App is an opened smartgate installation.
+type App struct {
+	Cfg   *config.Loaded
+	Store *sqlstore.DB
+	Keys  *keys.Manager
+	Log   *slog.Logger
+}
+
+// Options say how much to open.
+type Options struct {
+	Migrate  bool // apply pending migrations (serve and migrate do)
+	InitKeys bool // load the KEK and make sure signing keys exist
+}
+
+// Prepare does the dev-mode first-start setup: the data dir (mode 0700) and
+// a generated KEK file (mode 0600) when there is none.
+func Prepare(cfg *config.Config) error {
+	if !cfg.Dev && cfg.IsPostgres() {
+		return nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w (check data_dir)", cfg.DataDir, err)
+	}
+	if cfg.Dev && cfg.KEK == "" {
+		err := keys.WriteKEKFile(cfg.KEKFile, keys.GenerateKEK(), true)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("creating the dev KEK file %s: %w", cfg.KEKFile, err)
+		}
+	}
+	return nil
+}
+
+// LoadKEK returns the configured KEK: SMARTGATE_KEK (key "kek") or kek_file.
+func LoadKEK(cfg *config.Config) (*keys.KEK, error) {
+	if cfg.KEK != "" {
+		return keys.ParseKEK(cfg.KEK, "SMARTGATE_KEK")
+	}
+	if cfg.KEKFile == "" {
+		return nil, problem.New(problem.KEKMissing, "no key-encryption key: set kek_file or SMARTGATE_KEK")
+	}
+	return keys.LoadKEKFile(cfg.KEKFile)
+}
+
+// Open opens the installation described by cfg.
+func Open(ctx context.Context, cfg *config.Loaded, log *slog.Logger, opts Options) (*App, error) {
+	if err := Prepare(&cfg.Config); err != nil {
+		return nil, err
+	}
+	st, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Options{MaxConns: cfg.DatabaseMaxConns})
+	if err != nil {
+		return nil, problem.Wrap(problem.DatabaseUnreachable, err, "cannot open the database %s; check the database setting", cfg.RedactedDatabase())
+	}
+	a := &App{Cfg: cfg, Store: st, Log: log}
+	if opts.Migrate {
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if len(applied) > 0 {
+			log.Info("database migrated", "versions", applied, "dialect", st.Dialect())
+		}
+	} else {
+		cur, latest, err := st.SchemaVersion(ctx)
+		if err != nil {
+			st.Close()
+			return nil, problem.Wrap(problem.DatabaseUnreachable, err, "cannot read the schema version of %s", cfg.RedactedDatabase())
+		}
+		if cur < latest {
+			st.Close()
+			return nil, problem.New(problem.ConfigInvalid, "the database is at schema version %d, this smartgate needs %d; run: smartgate migrate", cur, latest)
+		}
+	}
+	a.Keys = keys.New(st, keys.Options{
+		JWKSMaxAge:       cfg.Keys.JWKSMaxAge.D(),
+		MaxTokenLifetime: cfg.MaxTokenLifetime(),
+		LoadKEK:          func() (*keys.KEK, error) { return LoadKEK(&cfg.Config) },
+		Log:              log,
+	})
+	if opts.InitKeys {
+		if err := a.Keys.Init(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Close releases the store.
+func (a *App) Close() error { return a.Store.Close() }

@@ -1,0 +1,202 @@
+// Package server assembles smartgate's HTTP surface: the routes, the
+// middleware chain, readiness, metrics and the listener (TLS with reload on
+// SIGHUP, graceful shutdown).
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"smartgate/internal/app"
+	"smartgate/internal/audit"
+	"smartgate/internal/changes"
+	"smartgate/internal/discovery"
+	"smartgate/internal/httpx"
+	"smartgate/internal/keys"
+	"smartgate/internal/problem"
+)
+
+// Server is one smartgate node's HTTP side.
+type Server struct {
+	app      *app.App
+	issuer   string
+	log      *slog.Logger
+	errs     *problem.Writer
+	feed     *changes.Feed
+	audit    *audit.Writer
+	registry *prometheus.Registry
+	routes   []Route
+	handler  http.Handler
+}
+
+// Route is one registered endpoint.
+type Route struct {
+	Path    string
+	Methods []string
+	Surface problem.Surface
+	CORS    bool
+}
+
+// New builds the server for an opened app. issuer is the public base URL
+// (in dev mode, derived from the address the listener bound).
+func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Server {
+	s := &Server{
+		app: a, issuer: strings.TrimRight(issuer, "/"), log: a.Log,
+		errs:     &problem.Writer{BaseURL: strings.TrimRight(issuer, "/"), Log: a.Log},
+		feed:     feed,
+		audit:    aw,
+		registry: prometheus.NewRegistry(),
+	}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for name, db := range a.Store.Pools() {
+		s.registry.MustRegister(collectors.NewDBStatsCollector(db, name))
+	}
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "smartgate_changes_staleness_seconds", Help: "Seconds since this node's view of shared state was last confirmed current.",
+	}, func() float64 { return feed.Staleness().Seconds() }))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "smartgate_audit_queue_length", Help: "Audit events waiting to be written.",
+	}, func() float64 { return float64(aw.QueueLen()) }))
+	metrics := httpx.NewMetrics(s.registry)
+
+	mux := http.NewServeMux()
+	s.routesOn(mux)
+	s.handler = httpx.Chain(mux,
+		httpx.RequestID,
+		httpx.TrustProxies(a.Cfg.TrustedProxies),
+		httpx.Logger(a.Log),
+		metrics.Middleware,
+		httpx.SecurityHeaders(strings.HasPrefix(issuer, "https://")),
+		httpx.Recover(a.Log, func(w http.ResponseWriter, r *http.Request, err error) {
+			s.errs.Write(w, r, surfaceFor(r), problem.Internal(err))
+		}),
+		maxBody(1<<20),
+	)
+	return s
+}
+
+// Handler is the whole HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes lists every registered endpoint (the leak test walks them all).
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// handlerFunc is what endpoints implement: they return errors, and one place
+// writes them.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers path for the given methods. Other methods get 405 with
+// Allow; CORS routes also answer preflight requests.
+func (s *Server) handle(mux *http.ServeMux, path string, surface problem.Surface, cors bool, methods []string, h handlerFunc) {
+	s.routes = append(s.routes, Route{Path: path, Methods: methods, Surface: surface, CORS: cors})
+	var hh http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.errs.Write(w, r, surface, err)
+		}
+	})
+	if cors {
+		hh = httpx.CORS(methods, hh)
+	}
+	for _, m := range methods {
+		mux.Handle(m+" "+path, hh)
+		if m == http.MethodGet {
+			// ServeMux lets HEAD match GET patterns already; nothing to add.
+			continue
+		}
+	}
+	allowed := append([]string(nil), methods...)
+	if cors {
+		allowed = append(allowed, http.MethodOptions)
+		mux.Handle(http.MethodOptions+" "+path, hh)
+	}
+	sort.Strings(allowed)
+	allow := strings.Join(allowed, ", ")
+	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.errs.Write(w, r, surface, problem.New(problem.MethodNotAllowed, "%s is not allowed on %s; use %s", sanitizeMethod(r.Method), path, allow))
+	}))
+}
+
+func sanitizeMethod(m string) string {
+	if len(m) > 16 {
+		m = m[:16]
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r == '-' {
+			return r
+		}
+		return '?'
+	}, m)
+}
+
+func (s *Server) routesOn(mux *http.ServeMux) {
+	get := []string{http.MethodGet}
+	s.handle(mux, "/oauth2/jwks", problem.SurfaceOAuth, true, get, s.jwks)
+	for _, d := range discovery.Documents {
+		s.handle(mux, d.Path, problem.SurfaceOAuth, true, get, s.discovery(d))
+	}
+	s.handle(mux, "/healthz", problem.SurfaceOAuth, false, get, s.healthz)
+	s.handle(mux, "/readyz", problem.SurfaceOAuth, false, get, s.readyz)
+	promh := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	s.handle(mux, "/metrics", problem.SurfaceOAuth, false, get, func(w http.ResponseWriter, r *http.Request) error {
+		promh.ServeHTTP(w, r)
+		return nil
+	})
+	s.handle(mux, "/docs/errors", problem.SurfaceHTML, false, get, s.errorsPage)
+	s.handle(mux, "/{$}", problem.SurfaceHTML, false, get, s.home)
+	s.handle(mux, "/static/", problem.SurfaceHTML, false, get, s.static())
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.errs.Write(w, r, surfaceFor(r), problem.New(problem.NotFound, "nothing is served at this path; discovery documents and docs/ list every endpoint"))
+	}))
+}
+
+// surfaceFor picks how to render an error for a request no route claimed.
+func surfaceFor(r *http.Request) problem.Surface {
+	switch {
+	case r.URL.Path == "/fhir" || strings.HasPrefix(r.URL.Path, "/fhir/"):
+		return problem.SurfaceFHIR
+	case strings.HasPrefix(r.URL.Path, "/oauth2/"), strings.HasPrefix(r.URL.Path, "/.well-known/"), strings.HasPrefix(r.URL.Path, "/admin/api/"):
+		return problem.SurfaceOAuth
+	case strings.Contains(r.Header.Get("Accept"), "text/html"):
+		return problem.SurfaceHTML
+	}
+	return problem.SurfaceOAuth
+}
+
+// maxBody caps request bodies; endpoints that take more raise it themselves.
+func maxBody(n int64) httpx.Middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Body != nil {
+				r.Body = http.MaxBytesReader(w, r.Body, n)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Features is what discovery may advertise today.
+func (s *Server) Features() discovery.Features {
+	return discovery.Features{Issuer: s.issuer, JWKS: true, IDTokenSigningAlgs: []string{keys.RS256}}
+}
+
+// Start begins following the change sequence: keys reload when any
+// process rotates or rewraps them.
+func Start(ctx context.Context, a *app.App, feed *changes.Feed) error {
+	feed.Subscribe("keys", a.Keys.Reload)
+	return feed.Start(ctx)
+}
+
+// readyTimeout bounds the database probe of /readyz.
+const readyTimeout = 2 * time.Second
+
+func (s *Server) String() string { return fmt.Sprintf("smartgate server at %s", s.issuer) }
