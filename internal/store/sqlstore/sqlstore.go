@@ -64,6 +64,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 				return nil, fmt.Errorf("SQLite directory %s: %w", dir, err)
 			}
 		}
+		// The database will hold encrypted keys and health data: owner-only,
+		// like the -wal and -shm files SQLite creates beside it.
+		if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		}
 		// WAL lets readers run beside the one writer; busy_timeout makes a
 		// second process (the CLI beside a server) wait instead of failing;
 		// synchronous=NORMAL is durable across process crashes in WAL mode.
