@@ -80,6 +80,12 @@ Configuration: defaults < YAML file (--config) < SMARTGATE_* environment < flags
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.output != "text" && g.output != "json" {
+			return fmt.Errorf("--output must be text or json, not %q", g.output)
+		}
+		return nil
+	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
@@ -116,9 +122,6 @@ func (g *globals) load(cmd *cobra.Command) (*config.Loaded, error) {
 				file = v
 			}
 		}
-	}
-	if g.output != "text" && g.output != "json" {
-		return nil, fmt.Errorf("--output must be text or json, not %q", g.output)
 	}
 	return config.Load(config.Options{File: file, Env: g.env, Flags: set})
 }

@@ -193,7 +193,7 @@ func checkKeys(ctx context.Context, cfg *config.Loaded, st *sqlstore.DB, kek *ke
 		JWKSMaxAge: cfg.Keys.JWKSMaxAge.D(), MaxTokenLifetime: cfg.MaxTokenLifetime(), Clock: now,
 		LoadKEK: func() (*keys.KEK, error) { return kek, nil },
 	})
-	if err := m.Init(ctx); err != nil {
+	if err := m.Load(ctx); err != nil {
 		return Result{Check: "keys", Status: Fail, Message: err.Error()}
 	}
 	if err := m.LoadError(); err != nil {

@@ -103,6 +103,19 @@ func New(st store.SigningKeys, opts Options) *Manager {
 	return &Manager{st: st, opts: opts, opened: map[string]*Key{}}
 }
 
+// Load reads the KEK and opens the stored keys without creating any (for
+// doctor, which must not change anything).
+func (m *Manager) Load(ctx context.Context) error {
+	kek, err := m.opts.LoadKEK()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.kek = kek
+	m.mu.Unlock()
+	return m.Reload(ctx)
+}
+
 // Init makes sure a key of every algorithm exists (creating the missing ones
 // under the store's lock, so nodes starting together create one set), then
 // loads them all.

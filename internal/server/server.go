@@ -190,10 +190,15 @@ func (s *Server) Features() discovery.Features {
 }
 
 // Start begins following the change sequence: keys reload when any
-// process rotates or rewraps them.
+// process rotates or rewraps them. The feed notes its starting position
+// first and the caches load after it, so a change committed while the node
+// was starting is never missed.
 func Start(ctx context.Context, a *app.App, feed *changes.Feed) error {
 	feed.Subscribe("keys", a.Keys.Reload)
-	return feed.Start(ctx)
+	if err := feed.Start(ctx); err != nil {
+		return err
+	}
+	return a.Keys.Reload(ctx)
 }
 
 // readyTimeout bounds the database probe of /readyz.
