@@ -100,6 +100,11 @@ func Run(ctx context.Context, a *app.App, announce io.Writer) error {
 	a.Log.Info("smartgate serving", "issuer", issuer, "listen", ln.Addr().String(), "database", a.Store.Dialect(), "dev", cfg.Dev)
 	if announce != nil {
 		fmt.Fprintf(announce, "smartgate is ready at %s (JWKS: %s/oauth2/jwks)\n", issuer, issuer)
+		tlsNote := ""
+		if certs != nil {
+			tlsNote = " with TLS"
+		}
+		fmt.Fprintf(announce, "listening on %s%s\n", ln.Addr(), tlsNote)
 	}
 
 	select {
