@@ -11,7 +11,7 @@ import (
 )
 
 func doctorCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check configuration, TLS, KEK, database, keys and clocks",
 		Long: `Check the installation without changing it: configuration, TLS certificate
@@ -41,4 +41,7 @@ on PostgreSQL). One line per check; exits non-zero when any check fails.`,
 			return nil
 		},
 	}
+	cmd.Flags().String("listen", "", "check as serve would run with this --listen")
+	cmd.Flags().String("issuer", "", "check as serve would run with this --issuer")
+	return cmd
 }

@@ -23,6 +23,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal starts a graceful shutdown, restore the default
+	// handling so that a second one ends the process at once.
+	go func() { <-ctx.Done(); stop() }()
 	err := newRoot(os.Stdout, os.Stderr, os.Environ()).ExecuteContext(ctx)
 	stop()
 	if err != nil {

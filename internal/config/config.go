@@ -153,6 +153,25 @@ func (c *Config) IsPostgres() bool {
 	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
 }
 
+// SQLitePath is the file of a SQLite database setting: a path, or a
+// sqlite:// or file: URL of one ("" for PostgreSQL).
+func (c *Config) SQLitePath() string {
+	if c.IsPostgres() {
+		return ""
+	}
+	return SQLitePath(c.Database)
+}
+
+// SQLitePath strips the sqlite:// or file: prefix of a SQLite setting.
+func SQLitePath(dsn string) string {
+	p := strings.TrimPrefix(dsn, "sqlite://")
+	p = strings.TrimPrefix(p, "file:")
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return p
+}
+
 // RedactedDatabase is Database without a password, for logs and doctor.
 func (c *Config) RedactedDatabase() string {
 	if !c.IsPostgres() {

@@ -1,11 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"sort"
@@ -55,15 +53,20 @@ func Load(opts Options) (*Loaded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config file: %w (check --config)", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&l.Config); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("config file %s: %v (docs/configuration.md lists every key)", opts.File, err)
-		}
+		// The file goes through the same per-key setter as the environment
+		// and the flags, so every bad key is named and all are reported.
 		var tree map[string]any
-		_ = yaml.Unmarshal(raw, &tree)
-		for _, k := range flatten("", tree) {
-			l.Sources[k] = FromFile
+		if err := yaml.Unmarshal(raw, &tree); err != nil {
+			return nil, fmt.Errorf("config file %s is not valid YAML: %s", opts.File, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		leaves := flatten("", tree)
+		sort.Slice(leaves, func(i, j int) bool { return leaves[i].name < leaves[j].name })
+		for _, lf := range leaves {
+			if err := l.set(lf.name, lf.value); err != nil {
+				errs = append(errs, fmt.Sprintf("config file %s: %s: %v", opts.File, lf.name, err))
+				continue
+			}
+			l.Sources[lf.name] = FromFile
 		}
 	}
 	byEnv := map[string]Key{}
@@ -104,18 +107,31 @@ func Load(opts Options) (*Loaded, error) {
 	return l, nil
 }
 
-func flatten(prefix string, m map[string]any) []string {
-	var out []string
+type leaf struct{ name, value string }
+
+// flatten turns a YAML tree into dotted keys and their text values; lists
+// become comma-separated, as in the environment.
+func flatten(prefix string, m map[string]any) []leaf {
+	var out []leaf
 	for k, v := range m {
 		name := k
 		if prefix != "" {
 			name = prefix + "." + k
 		}
-		if sub, ok := v.(map[string]any); ok {
-			out = append(out, flatten(name, sub)...)
+		switch x := v.(type) {
+		case nil:
 			continue
+		case map[string]any:
+			out = append(out, flatten(name, x)...)
+		case []any:
+			items := make([]string, len(x))
+			for i, it := range x {
+				items[i] = fmt.Sprint(it)
+			}
+			out = append(out, leaf{name, strings.Join(items, ",")})
+		default:
+			out = append(out, leaf{name, fmt.Sprint(x)})
 		}
-		out = append(out, name)
 	}
 	return out
 }
@@ -183,7 +199,7 @@ func (l *Loaded) set(name, val string) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("unknown setting %q", name)
+			return fmt.Errorf("unknown setting %q (docs/configuration.md lists every key)", name)
 		}
 	}
 	if tu, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {

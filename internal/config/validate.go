@@ -79,8 +79,10 @@ func (c *Config) validate(serving bool) error {
 
 	if c.Database == "" {
 		add("database", "empty; give a postgres:// DSN or a SQLite file path")
-	} else if strings.Contains(c.Database, "://") && !c.IsPostgres() {
+	} else if strings.Contains(c.Database, "://") && !c.IsPostgres() && !strings.HasPrefix(c.Database, "sqlite://") {
 		add("database", "unsupported scheme in %q; use postgres://user:pass@host:5432/db or a SQLite file path", c.RedactedDatabase())
+	} else if !c.IsPostgres() && strings.Contains(c.Database, "=") && strings.Contains(c.Database, " ") {
+		add("database", "looks like a key=value PostgreSQL DSN; write it as a URL: postgres://user:pass@host:5432/dbname?sslmode=require")
 	}
 	if c.DatabaseMaxConns < 1 {
 		add("database_max_conns", "must be at least 1, not %d", c.DatabaseMaxConns)

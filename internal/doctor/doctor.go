@@ -144,7 +144,7 @@ func checkKEK(cfg *config.Config) (*keys.KEK, Result) {
 func checkDatabase(ctx context.Context, cfg *config.Config) (*sqlstore.DB, []Result) {
 	name := cfg.RedactedDatabase()
 	if !cfg.IsPostgres() {
-		if _, err := os.Stat(cfg.Database); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(cfg.SQLitePath()); errors.Is(err, fs.ErrNotExist) {
 			return nil, []Result{{Check: "database", Status: Warn, Message: fmt.Sprintf("no SQLite database yet at %s", name), Fix: "smartgate serve (or migrate) creates it"}}
 		}
 	}

@@ -103,7 +103,7 @@ func validUpstreamID(s string) bool {
 }
 
 // routeLabel is the ServeMux pattern that matched (bounded cardinality for
-// metrics), or "unmatched".
+// metrics); the catch-all "/" for paths no endpoint claims, "unmatched" only outside the mux.
 func routeLabel(r *http.Request) string {
 	if r.Pattern == "" {
 		return "unmatched"

@@ -49,7 +49,7 @@ func TrustProxies(list []string) Middleware {
 			ctx := r.Context()
 			// Walk X-Forwarded-For from the right, skipping our own proxies.
 			client := peer
-			if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			if xff := strings.Join(r.Header.Values("X-Forwarded-For"), ","); xff != "" {
 				hops := strings.Split(xff, ",")
 				for i := len(hops) - 1; i >= 0; i-- {
 					h := strings.TrimSpace(hops[i])

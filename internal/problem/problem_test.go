@@ -137,7 +137,6 @@ func TestEveryUsedIDIsCatalogued(t *testing.T) {
 	}
 }
 
-
 func TestEntriesComplete(t *testing.T) {
 	for _, e := range entries {
 		if e.Title == "" || e.Cause == "" || e.Fix == "" || e.Code == "" {

@@ -75,25 +75,29 @@ func Run(ctx context.Context, a *app.App, announce io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          nil,
 	}
-	if certs != nil {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		go func() {
-			for {
-				select {
-				case <-runCtx.Done():
-					return
-				case <-hup:
-					if err := certs.reload(); err != nil {
-						a.Log.Error("TLS certificate reload failed; keeping the previous certificate", "error", err.Error())
-					} else {
-						a.Log.Info("TLS certificate reloaded", "cert_file", cfg.TLS.CertFile)
-					}
+	// SIGHUP reloads the TLS certificate; without TLS it is logged and
+	// ignored rather than killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-hup:
+				if certs == nil {
+					a.Log.Info("SIGHUP received; nothing to reload (smartgate does not terminate TLS here)")
+					continue
+				}
+				if err := certs.reload(); err != nil {
+					a.Log.Error("TLS certificate reload failed; keeping the previous certificate", "error", err.Error())
+				} else {
+					a.Log.Info("TLS certificate reloaded", "cert_file", cfg.TLS.CertFile)
 				}
 			}
-		}()
-	}
+		}
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -66,6 +66,9 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "smartgate_audit_queue_length", Help: "Audit events waiting to be written.",
 	}, func() float64 { return float64(aw.QueueLen()) }))
+	s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "smartgate_audit_events_lost_total", Help: "Audit events that could not be written (see the error log).",
+	}, func() float64 { _, lost := aw.Counts(); return float64(lost) }))
 	metrics := httpx.NewMetrics(s.registry)
 
 	mux := http.NewServeMux()

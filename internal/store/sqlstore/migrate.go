@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-		"fmt"
+	"fmt"
 	"io/fs"
 	"path"
 	"sort"

@@ -20,6 +20,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
+	"smartgate/internal/config"
 	"smartgate/internal/store"
 )
 
@@ -57,8 +58,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		p.SetConnMaxIdleTime(5 * time.Minute)
 		db.w, db.r = p, p
 	} else {
-		path := strings.TrimPrefix(dsn, "sqlite://")
-		path = strings.TrimPrefix(path, "file:")
+		path := config.SQLitePath(dsn)
 		if dir := filepath.Dir(path); dir != "" {
 			if _, err := os.Stat(dir); err != nil {
 				return nil, fmt.Errorf("SQLite directory %s: %w", dir, err)
