@@ -15,17 +15,21 @@ var (
 	corsExposeHeaders = strings.Join([]string{"Location", "ETag", "Content-Location", "Last-Modified", "X-Request-Id", "X-Progress", "Retry-After", "WWW-Authenticate"}, ", ")
 )
 
+// AllowAnyOrigin sets the CORS response headers of a public endpoint.
+func AllowAnyOrigin(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+}
+
 // CORS adds the response headers to a handler of allowed methods and
 // answers preflight requests.
 func CORS(methods []string, next http.Handler) http.Handler {
 	allow := strings.Join(append(append([]string(nil), methods...), http.MethodOptions), ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != "" {
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", "*")
-			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-			h.Add("Vary", "Origin")
-		}
+		// Sent whether or not the request has an Origin: the answer does not
+		// depend on it, so a shared cache may serve it to any browser.
+		AllowAnyOrigin(w)
 		if r.Method == http.MethodOptions {
 			h := w.Header()
 			h.Set("Allow", allow)

@@ -63,7 +63,7 @@ func TrustProxies(list []string) Middleware {
 				}
 			}
 			ctx = context.WithValue(ctx, clientIPKey{}, client)
-			if strings.EqualFold(lastToken(r.Header.Get("X-Forwarded-Proto")), "https") {
+			if strings.EqualFold(lastToken(strings.Join(r.Header.Values("X-Forwarded-Proto"), ",")), "https") {
 				ctx = context.WithValue(ctx, httpsKey{}, true)
 			}
 			next.ServeHTTP(w, r.WithContext(ctx))

@@ -11,6 +11,7 @@ import (
 	"smartgate/internal/discovery"
 	"smartgate/internal/keys"
 	"smartgate/internal/problem"
+	"smartgate/internal/requestid"
 	"smartgate/web"
 )
 
@@ -84,7 +85,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 			status, code = "not ready", http.StatusServiceUnavailable
 		}
 	}
-	return writeJSON(w, code, map[string]any{"status": status, "checks": checks}, "no-store")
+	return writeJSON(w, code, map[string]any{"status": status, "checks": checks, "request_id": requestid.From(r.Context())}, "no-store")
 }
 
 func (s *Server) errorsPage(w http.ResponseWriter, r *http.Request) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -73,7 +74,16 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 
 	mux := http.NewServeMux()
 	s.routesOn(mux)
-	s.handler = httpx.Chain(mux,
+	// ServeMux answers targets that are not a path ("GET *", "PRI *") with
+	// a bare 400; answer them with the error model instead.
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/") {
+			s.errs.Write(w, r, problem.SurfaceOAuth, problem.New(problem.InvalidRequest, "the request target must be an absolute path such as /oauth2/jwks"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	s.handler = httpx.Chain(root,
 		httpx.RequestID,
 		httpx.TrustProxies(a.Cfg.TrustedProxies),
 		httpx.Logger(a.Log),
@@ -117,6 +127,9 @@ func (s *Server) handle(mux *http.ServeMux, path string, surface problem.Surface
 		}
 	}
 	allowed := append([]string(nil), methods...)
+	if slices.Contains(methods, http.MethodGet) {
+		allowed = append(allowed, http.MethodHead)
+	}
 	if cors {
 		allowed = append(allowed, http.MethodOptions)
 		mux.Handle(http.MethodOptions+" "+path, hh)
@@ -125,7 +138,10 @@ func (s *Server) handle(mux *http.ServeMux, path string, surface problem.Surface
 	allow := strings.Join(allowed, ", ")
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		s.errs.Write(w, r, surface, problem.New(problem.MethodNotAllowed, "%s is not allowed on %s; use %s", sanitizeMethod(r.Method), path, allow))
+		if cors {
+			httpx.AllowAnyOrigin(w) // so a browser app can read the error
+		}
+		s.errs.Write(w, r, surface, problem.New(problem.MethodNotAllowed, "%s is not allowed on %s; use %s", sanitizeMethod(r.Method), r.URL.Path, allow))
 	}))
 }
 
