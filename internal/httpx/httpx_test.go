@@ -441,28 +441,7 @@ func FuzzTrustProxies(f *testing.F) {
 		f.Add(s[0], s[1], s[2], s[3])
 	}
 	trusted := []string{"10.0.0.0/8", "127.0.0.1", "2001:db8::/32", "::1"}
-	var prefixes []netip.Prefix
-	for _, s := range trusted {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			prefixes = append(prefixes, p)
-		} else {
-			a := netip.MustParseAddr(s)
-			prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	isTrusted := func(s string) bool {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return false
-		}
-		a = a.Unmap()
-		for _, p := range prefixes {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
+	isTrusted := ParseTrusted(trusted).Contains
 	mw := TrustProxies(trusted)
 	f.Fuzz(func(t *testing.T, xff, proto, remote, xff2 string) {
 		var got seen

@@ -15,34 +15,14 @@ type httpsKey struct{}
 // in the given addresses or CIDR ranges (config key trusted_proxies). Headers
 // from anyone else are ignored, so a client cannot spoof its address.
 func TrustProxies(list []string) Middleware {
-	var prefixes []netip.Prefix
-	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			prefixes = append(prefixes, p)
-		} else if a, err := netip.ParseAddr(s); err == nil {
-			prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	trusted := func(ip string) bool {
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return false
-		}
-		a = a.Unmap()
-		for _, p := range prefixes {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
+	trusted := ParseTrusted(list)
 	return func(next http.Handler) http.Handler {
-		if len(prefixes) == 0 {
+		if len(trusted) == 0 {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			peer, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil || !trusted(peer) {
+			if err != nil || !trusted.Contains(peer) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -57,7 +37,7 @@ func TrustProxies(list []string) Middleware {
 						break
 					}
 					client = h
-					if !trusted(h) {
+					if !trusted.Contains(h) {
 						break
 					}
 				}
@@ -69,4 +49,36 @@ func TrustProxies(list []string) Middleware {
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
+}
+
+// Trusted is a set of addresses and ranges (config key trusted_proxies).
+type Trusted []netip.Prefix
+
+// ParseTrusted reads IP addresses and CIDR ranges, skipping what parses as
+// neither (config.Validate has already reported those).
+func ParseTrusted(list []string) Trusted {
+	var t Trusted
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			t = append(t, p)
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			t = append(t, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return t
+}
+
+// Contains reports whether ip (IPv4-mapped forms included) is in the set.
+func (t Trusted) Contains(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

@@ -106,27 +106,31 @@ func New(st store.SigningKeys, opts Options) *Manager {
 // Load reads the KEK and opens the stored keys without creating any (for
 // doctor, which must not change anything).
 func (m *Manager) Load(ctx context.Context) error {
+	if _, err := m.loadKEK(); err != nil {
+		return err
+	}
+	return m.Reload(ctx)
+}
+
+func (m *Manager) loadKEK() (*KEK, error) {
 	kek, err := m.opts.LoadKEK()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.mu.Lock()
 	m.kek = kek
 	m.mu.Unlock()
-	return m.Reload(ctx)
+	return kek, nil
 }
 
 // Init makes sure a key of every algorithm exists (creating the missing ones
 // under the store's lock, so nodes starting together create one set), then
 // loads them all.
 func (m *Manager) Init(ctx context.Context) error {
-	kek, err := m.opts.LoadKEK()
+	kek, err := m.loadKEK()
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.kek = kek
-	m.mu.Unlock()
 	err = m.st.UpdateSigningKeys(ctx, func(existing []store.SigningKey) ([]store.SigningKey, error) {
 		var created []store.SigningKey
 		for _, alg := range Algs {
