@@ -79,17 +79,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		checks = append(checks, check{Name: "changes", OK: true})
 	}
-	status, code := "ready", http.StatusOK
+	body := map[string]any{"status": "ready", "checks": checks, "request_id": requestid.From(r.Context())}
+	code := http.StatusOK
 	for _, c := range checks {
 		if !c.OK {
-			status, code = "not ready", http.StatusServiceUnavailable
+			code = http.StatusServiceUnavailable
+			body["status"] = "not ready"
+			body["error_uri"] = s.errs.DocURL(problem.NotReady)
 		}
 	}
-	return writeJSON(w, code, map[string]any{"status": status, "checks": checks, "request_id": requestid.From(r.Context())}, "no-store")
+	return writeJSON(w, code, body, "no-store")
 }
 
 func (s *Server) errorsPage(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
 	return problem.WriteReferencePage(w)
 }
 

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -120,11 +119,7 @@ func (s *Server) handle(mux *http.ServeMux, path string, surface problem.Surface
 		hh = httpx.CORS(methods, hh)
 	}
 	for _, m := range methods {
-		mux.Handle(m+" "+path, hh)
-		if m == http.MethodGet {
-			// ServeMux lets HEAD match GET patterns already; nothing to add.
-			continue
-		}
+		mux.Handle(m+" "+path, hh) // a GET pattern also serves HEAD
 	}
 	allowed := append([]string(nil), methods...)
 	if slices.Contains(methods, http.MethodGet) {
@@ -222,5 +217,3 @@ func Start(ctx context.Context, a *app.App, feed *changes.Feed) error {
 
 // readyTimeout bounds the database probe of /readyz.
 const readyTimeout = 2 * time.Second
-
-func (s *Server) String() string { return fmt.Sprintf("smartgate server at %s", s.issuer) }
