@@ -43,7 +43,9 @@ type Writer struct {
 	opts  Options
 	queue chan store.AuditEvent
 	done  chan struct{}
-	once  sync.Once
+
+	mu     sync.RWMutex // held for reading while queueing; Close takes it to close the queue
+	closed bool
 
 	written, failed atomic.Int64
 }
@@ -71,6 +73,14 @@ func (w *Writer) Record(ctx context.Context, e Event) {
 	}
 	if ev.Detail == "" {
 		ev.Detail = "{}"
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		// A handler still running after shutdown gave up waiting for it.
+		w.failed.Add(1)
+		w.opts.Log.Error("audit event dropped: the writer is closed", "action", e.Action, "request_id", ev.RequestID)
+		return
 	}
 	select {
 	case w.queue <- ev:
@@ -131,9 +141,14 @@ func (w *Writer) flush(batch []store.AuditEvent) {
 	w.opts.Log.Error("audit batch lost after 3 attempts", "events", len(batch), "error", err.Error())
 }
 
-// Close writes everything queued and stops the writer. Record must not be
-// called after Close.
+// Close writes everything queued and stops the writer. A Record after
+// Close drops its event and logs it.
 func (w *Writer) Close() {
-	w.once.Do(func() { close(w.queue) })
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
 	<-w.done
 }

@@ -76,3 +76,22 @@ func TestWriterFlushesOnInterval(t *testing.T) {
 	}
 	t.Fatal("a lone event was not flushed by the interval")
 }
+
+// A handler that outlives the shutdown must not crash the process.
+func TestRecordAfterCloseIsDropped(t *testing.T) {
+	st, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := New(st, Options{BatchSize: 10, FlushInterval: time.Hour, QueueSize: 10})
+	w.Close()
+	w.Record(context.Background(), Event{Actor: "system", Action: "late", Outcome: Success})
+	w.Close() // idempotent
+	if _, failed := w.Counts(); failed != 1 {
+		t.Errorf("late event counted as %d lost, want 1", failed)
+	}
+}

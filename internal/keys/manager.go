@@ -61,6 +61,11 @@ type Manager struct {
 	keys    []*Key          // every stored key, sorted by alg then ActiveAt
 	opened  map[string]*Key // kid -> key with its private part, cache across reloads
 	loadErr error           // why some key could not be opened, if any
+
+	gen       uint64    // bumped by every Reload
+	jwks      []byte    // cached JWKS document
+	jwksGen   uint64    // the generation it was built from
+	jwksUntil time.Time // the next key-state transition, when it must be rebuilt
 }
 
 // Key is one signing key with its decrypted private part.
@@ -206,6 +211,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 		return keys[i].ActiveAt.Before(keys[j].ActiveAt)
 	})
 	m.keys = keys
+	m.gen++
 	m.loadErr = nil
 	if len(failed) > 0 {
 		m.loadErr = problem.New(problem.KEKMismatch, "the KEK from %s does not decrypt signing key(s) %v; give this node the KEK they were sealed with", m.kek.Source, failed)
@@ -397,16 +403,34 @@ func (m *Manager) List() []Info {
 
 // JWKS is the public JSON Web Key Set (RFC 7517 §5): every key that is
 // next, active or retired-but-published. No private member ever appears:
-// the set is built from the stored public JWKs only.
+// the set is built from the stored public JWKs only. The document is cached
+// until the keys reload or the next key changes state.
 func (m *Manager) JWKS() ([]byte, error) {
+	now := m.opts.Clock()
+	m.mu.RLock()
+	if m.jwks != nil && m.jwksGen == m.gen && now.Before(m.jwksUntil) {
+		b := m.jwks
+		m.mu.RUnlock()
+		return b, nil
+	}
+	gen := m.gen
+	m.mu.RUnlock()
+
+	infos := m.List()
 	published := map[string]bool{}
-	for _, i := range m.List() {
+	until := now.Add(24 * time.Hour)
+	for _, i := range infos {
 		if i.State != StateExpired {
 			published[i.KID] = true
 		}
+		for _, t := range []time.Time{i.ActiveAt, i.PublishedUntil} {
+			if t.After(now) && t.Before(until) {
+				until = t
+			}
+		}
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	set := struct {
 		Keys []json.RawMessage `json:"keys"`
 	}{Keys: []json.RawMessage{}}
@@ -415,7 +439,14 @@ func (m *Manager) JWKS() ([]byte, error) {
 			set.Keys = append(set.Keys, json.RawMessage(k.PublicJWK))
 		}
 	}
-	return json.Marshal(set)
+	b, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	if m.gen == gen {
+		m.jwks, m.jwksGen, m.jwksUntil = b, gen, until
+	}
+	return b, nil
 }
 
 // KEKID is the fingerprint of the KEK this node holds.

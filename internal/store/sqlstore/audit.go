@@ -8,19 +8,30 @@ import (
 	"smartgate/internal/store"
 )
 
-// AppendAudit implements store.Audit: the whole batch in one transaction.
+// auditChunk is the rows per INSERT: 8 parameters each, well within both
+// engines' limits (SQLite 32766, PostgreSQL 65535).
+const auditChunk = 500
+
+// AppendAudit implements store.Audit: the whole batch in one transaction,
+// one multi-row INSERT per chunk (one round trip instead of one per event).
 func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
 	return db.tx(ctx, 0, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, db.q("INSERT INTO audit_events (at, request_id, actor, client_id, patient, action, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, e := range events {
-			if _, err := stmt.ExecContext(ctx, micros(e.Time), e.RequestID, e.Actor, e.ClientID, e.Patient, e.Action, e.Outcome, e.Detail); err != nil {
+		for start := 0; start < len(events); start += auditChunk {
+			chunk := events[start:min(start+auditChunk, len(events))]
+			var q strings.Builder
+			q.WriteString("INSERT INTO audit_events (at, request_id, actor, client_id, patient, action, outcome, detail) VALUES ")
+			args := make([]any, 0, len(chunk)*8)
+			for i, e := range chunk {
+				if i > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+				args = append(args, micros(e.Time), e.RequestID, e.Actor, e.ClientID, e.Patient, e.Action, e.Outcome, e.Detail)
+			}
+			if _, err := tx.ExecContext(ctx, db.q(q.String()), args...); err != nil {
 				return err
 			}
 		}

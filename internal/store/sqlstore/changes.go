@@ -18,20 +18,20 @@ const notifyChannel = "smartgate_changes"
 // numbers in commit order: a reader that saw seq N never later finds a
 // smaller one it missed.
 func (db *DB) recordChange(ctx context.Context, tx *sql.Tx, topic, key string) error {
+	if db.postgres {
+		// One round trip: take the next number, append the change and
+		// notify listeners (delivered at commit).
+		_, err := tx.ExecContext(ctx, `WITH c AS (UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq),
+			i AS (INSERT INTO changes (seq, topic, key, at) SELECT seq, $1, $2, $3 FROM c RETURNING seq)
+			SELECT pg_notify('`+notifyChannel+`', $1) FROM i`, topic, key, micros(db.now()))
+		return err
+	}
 	var seq int64
 	if err := tx.QueryRowContext(ctx, "UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq").Scan(&seq); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, db.q("INSERT INTO changes (seq, topic, key, at) VALUES (?, ?, ?, ?)"), seq, topic, key, micros(db.now())); err != nil {
-		return err
-	}
-	if db.postgres {
-		// Delivered at commit, to every listening node.
-		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", notifyChannel, topic); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := tx.ExecContext(ctx, "INSERT INTO changes (seq, topic, key, at) VALUES (?, ?, ?, ?)", seq, topic, key, micros(db.now()))
+	return err
 }
 
 // RecordChange implements store.Changes.
