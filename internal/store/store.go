@@ -22,6 +22,11 @@ type Store interface {
 	SigningKeys
 	Changes
 	Audit
+	Clients
+	Grants
+	Revocations
+	Assertions
+	InitialAccessTokens
 }
 
 // Admin covers the database itself: schema, health and clock.

@@ -42,6 +42,7 @@ func Run(t *testing.T, b Backend) {
 		{"ChangesPrune", testChangesPrune},
 		{"Audit", testAudit},
 	}
+	tests = append(tests, oauthTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}

@@ -1,0 +1,159 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"smartgate/internal/store"
+)
+
+const grantColumns = "id, client_id, subject, scope, context, session_id, created_at, expires_at, revoked_at"
+
+func scanGrant(r rowScanner) (store.Grant, error) {
+	var g store.Grant
+	var ctxJSON string
+	var created, expires, revoked int64
+	if err := r.Scan(&g.ID, &g.ClientID, &g.Subject, &g.Scope, &ctxJSON, &g.SessionID, &created, &expires, &revoked); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return g, store.ErrNotFound
+		}
+		return g, err
+	}
+	g.Context = []byte(ctxJSON)
+	g.CreatedAt, g.ExpiresAt, g.RevokedAt = fromMicros(created), optTime(expires), optTime(revoked)
+	return g, nil
+}
+
+// CreateGrant implements store.Grants.
+func (db *DB) CreateGrant(ctx context.Context, g store.Grant, rt *store.RefreshToken) error {
+	ctxJSON := string(g.Context)
+	if ctxJSON == "" {
+		ctxJSON = "{}"
+	}
+	return db.tx(ctx, 0, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO grants ("+grantColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			g.ID, g.ClientID, g.Subject, g.Scope, ctxJSON, g.SessionID, micros(g.CreatedAt), optMicros(g.ExpiresAt), optMicros(g.RevokedAt)); err != nil {
+			return err
+		}
+		if rt != nil {
+			return insertRefresh(ctx, db, tx, g.ID, *rt)
+		}
+		return nil
+	})
+}
+
+func insertRefresh(ctx context.Context, db *DB, tx *sql.Tx, grantID string, rt store.RefreshToken) error {
+	_, err := tx.ExecContext(ctx, db.q("INSERT INTO refresh_tokens (hash, grant_id, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, 0)"),
+		rt.Hash, grantID, micros(rt.CreatedAt), micros(rt.ExpiresAt))
+	return err
+}
+
+// GetGrant implements store.Grants.
+func (db *DB) GetGrant(ctx context.Context, id string) (store.Grant, error) {
+	return scanGrant(db.r.QueryRowContext(ctx, db.q("SELECT "+grantColumns+" FROM grants WHERE id = ?"), id))
+}
+
+func scanRefresh(r rowScanner) (store.RefreshToken, error) {
+	var rt store.RefreshToken
+	var created, expires, used int64
+	if err := r.Scan(&rt.Hash, &rt.GrantID, &created, &expires, &used); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return rt, store.ErrNotFound
+		}
+		return rt, err
+	}
+	rt.CreatedAt, rt.ExpiresAt, rt.UsedAt = fromMicros(created), fromMicros(expires), optTime(used)
+	return rt, nil
+}
+
+// FindRefreshToken implements store.Grants.
+func (db *DB) FindRefreshToken(ctx context.Context, hash []byte) (store.RefreshToken, store.Grant, error) {
+	rt, err := scanRefresh(db.r.QueryRowContext(ctx, db.q("SELECT hash, grant_id, created_at, expires_at, used_at FROM refresh_tokens WHERE hash = ?"), hash))
+	if err != nil {
+		return rt, store.Grant{}, err
+	}
+	g, err := db.GetGrant(ctx, rt.GrantID)
+	return rt, g, err
+}
+
+// RotateRefreshToken implements store.Grants. The conditional UPDATE
+// (used_at = 0) is the atomic consumption: of two concurrent rotations of
+// one token exactly one changes the row.
+func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, grace time.Duration, next store.RefreshToken) (store.Grant, error) {
+	var grant store.Grant
+	reused := false
+	err := db.tx(ctx, 0, func(tx *sql.Tx) error {
+		rt, err := scanRefresh(tx.QueryRowContext(ctx, db.q("SELECT hash, grant_id, created_at, expires_at, used_at FROM refresh_tokens WHERE hash = ?"), oldHash))
+		if err != nil {
+			return err
+		}
+		g, err := scanGrant(tx.QueryRowContext(ctx, db.q("SELECT "+grantColumns+" FROM grants WHERE id = ?"), rt.GrantID))
+		if err != nil {
+			return err
+		}
+		grant = g
+		switch {
+		case !g.RevokedAt.IsZero():
+			return store.ErrGrantRevoked
+		case !rt.UsedAt.IsZero() && (grace <= 0 || now.Sub(rt.UsedAt) > grace):
+			// Reuse: someone holds a copy of a rotated token. Revoke the
+			// whole grant (OAuth 2.0 Security BCP §4.14.2).
+			reused = true
+			return db.revokeGrantTx(ctx, tx, g, now)
+		case !now.Before(rt.ExpiresAt), !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt):
+			return store.ErrExpired
+		}
+		if rt.UsedAt.IsZero() {
+			res, err := tx.ExecContext(ctx, db.q("UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at = 0"), micros(now), oldHash)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return store.ErrRefreshReused
+			}
+		}
+		return insertRefresh(ctx, db, tx, g.ID, next)
+	})
+	if reused && err == nil {
+		return grant, store.ErrRefreshReused
+	}
+	if errors.Is(err, store.ErrRefreshReused) && grant.ID != "" && grace <= 0 {
+		// A concurrent use won the race: this one is a reuse too.
+		if rerr := db.RevokeGrant(ctx, grant.ID, now); rerr != nil {
+			return grant, rerr
+		}
+	}
+	return grant, err
+}
+
+// RevokeGrant implements store.Grants.
+func (db *DB) RevokeGrant(ctx context.Context, id string, at time.Time) error {
+	return db.tx(ctx, 0, func(tx *sql.Tx) error {
+		g, err := scanGrant(tx.QueryRowContext(ctx, db.q("SELECT "+grantColumns+" FROM grants WHERE id = ?"), id))
+		if err != nil {
+			return err
+		}
+		if !g.RevokedAt.IsZero() {
+			return nil
+		}
+		return db.revokeGrantTx(ctx, tx, g, at)
+	})
+}
+
+// revokeGrantTx marks g revoked, deletes its refresh tokens and records a
+// grant revocation that lasts until g's absolute end (or a year).
+func (db *DB) revokeGrantTx(ctx context.Context, tx *sql.Tx, g store.Grant, at time.Time) error {
+	if _, err := tx.ExecContext(ctx, db.q("UPDATE grants SET revoked_at = ? WHERE id = ?"), micros(at), g.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, db.q("DELETE FROM refresh_tokens WHERE grant_id = ? AND used_at = 0"), g.ID); err != nil {
+		return err
+	}
+	until := g.ExpiresAt
+	if until.IsZero() || until.Before(at) {
+		until = at.Add(365 * 24 * time.Hour)
+	}
+	return db.revokeTx(ctx, tx, store.Revocation{Kind: store.RevokeGrant, Value: g.ID, RevokedAt: at, ExpiresAt: until})
+}
