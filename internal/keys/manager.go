@@ -58,9 +58,10 @@ type Manager struct {
 
 	mu      sync.RWMutex
 	kek     *KEK
-	keys    []*Key          // every stored key, sorted by alg then ActiveAt
-	opened  map[string]*Key // kid -> key with its private part, cache across reloads
-	loadErr error           // why some key could not be opened, if any
+	keys    []*Key                      // every stored key, sorted by alg then ActiveAt
+	public  map[string]*jose.JSONWebKey // kid -> public key, for verification
+	opened  map[string]*Key             // kid -> key with its private part, cache across reloads
+	loadErr error                       // why some key could not be opened, if any
 
 	gen       uint64    // bumped by every Reload
 	jwks      []byte    // cached JWKS document
@@ -211,6 +212,13 @@ func (m *Manager) Reload(ctx context.Context) error {
 		return keys[i].ActiveAt.Before(keys[j].ActiveAt)
 	})
 	m.keys = keys
+	m.public = make(map[string]*jose.JSONWebKey, len(keys))
+	for _, k := range keys {
+		var jwk jose.JSONWebKey
+		if err := jwk.UnmarshalJSON(k.PublicJWK); err == nil && jwk.IsPublic() {
+			m.public[k.KID] = &jwk
+		}
+	}
 	m.gen++
 	m.loadErr = nil
 	if len(failed) > 0 {
@@ -447,6 +455,16 @@ func (m *Manager) JWKS() ([]byte, error) {
 		m.jwks, m.jwksGen, m.jwksUntil = b, gen, until
 	}
 	return b, nil
+}
+
+// PublicKey returns the public key with kid, if this node knows it (any
+// stored key: next, active or retired). Verifiers use it; whether a token
+// signed by a retired key is still acceptable is decided by its expiry.
+func (m *Manager) PublicKey(kid string) (*jose.JSONWebKey, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	k, ok := m.public[kid]
+	return k, ok
 }
 
 // KEKID is the fingerprint of the KEK this node holds.
