@@ -14,8 +14,9 @@ import (
 	"smartgate/internal/store"
 )
 
-// Handler refreshes whatever a node caches about a topic.
-type Handler func(ctx context.Context) error
+// Handler refreshes whatever a node caches about a topic; keys are the
+// changed keys within the topic (possibly empty, possibly repeated).
+type Handler func(ctx context.Context, keys []string) error
 
 // Feed dispatches changes to handlers by topic.
 type Feed struct {
@@ -103,13 +104,13 @@ func (f *Feed) Sync(ctx context.Context) error {
 		if len(cs) == 0 {
 			break
 		}
-		topics := map[string]bool{}
+		topics := map[string][]string{}
 		for _, c := range cs {
-			topics[c.Topic] = true
+			topics[c.Topic] = append(topics[c.Topic], c.Key)
 		}
-		for topic := range topics {
+		for topic, keys := range topics {
 			for _, h := range f.handlers[topic] {
-				if err := h(ctx); err != nil {
+				if err := h(ctx, keys); err != nil {
 					return err
 				}
 			}

@@ -33,8 +33,8 @@ func TestFeedDeliversOtherProcessChanges(t *testing.T) {
 	defer cancel()
 	f := New(node, 20*time.Millisecond, nil)
 	var keys, clients atomic.Int32
-	f.Subscribe("keys", func(context.Context) error { keys.Add(1); return nil })
-	f.Subscribe("clients", func(context.Context) error { clients.Add(1); return nil })
+	f.Subscribe("keys", func(context.Context, []string) error { keys.Add(1); return nil })
+	f.Subscribe("clients", func(context.Context, []string) error { clients.Add(1); return nil })
 	if err := other.RecordChange(ctx, "keys", "before-start"); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,10 @@ func TestFeedRetriesAndGoesStale(t *testing.T) {
 	f.clock = func() time.Time { return now }
 	fail := true
 	calls := 0
-	f.Subscribe("revocations", func(context.Context) error {
+	f.Subscribe("revocations", func(_ context.Context, keys []string) error {
+		if len(keys) != 1 || keys[0] != "jti-1" {
+			t.Errorf("handler got keys %v, want [jti-1]", keys)
+		}
 		calls++
 		if fail {
 			return errors.New("database went away")

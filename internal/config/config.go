@@ -18,22 +18,25 @@ import (
 // case with "_" for "." (tls.cert_file -> SMARTGATE_TLS_CERT_FILE).
 // docs/configuration.md documents every key; a test keeps them in step.
 type Config struct {
-	Dev              bool     `yaml:"dev"`
-	Issuer           string   `yaml:"issuer"`
-	Listen           string   `yaml:"listen"`
-	DataDir          string   `yaml:"data_dir"`
-	Database         string   `yaml:"database"`
-	DatabaseMaxConns int      `yaml:"database_max_conns"`
-	KEK              string   `yaml:"kek" secret:"true"`
-	KEKFile          string   `yaml:"kek_file"`
-	TrustedProxies   []string `yaml:"trusted_proxies"`
-	TLS              TLS      `yaml:"tls"`
-	Log              Log      `yaml:"log"`
-	Keys             Keys     `yaml:"keys"`
-	Tokens           Tokens   `yaml:"tokens"`
-	Changes          Changes  `yaml:"changes"`
-	Audit            Audit    `yaml:"audit"`
-	ShutdownTimeout  Duration `yaml:"shutdown_timeout"`
+	Dev              bool         `yaml:"dev"`
+	Issuer           string       `yaml:"issuer"`
+	Listen           string       `yaml:"listen"`
+	DataDir          string       `yaml:"data_dir"`
+	Database         string       `yaml:"database"`
+	DatabaseMaxConns int          `yaml:"database_max_conns"`
+	KEK              string       `yaml:"kek" secret:"true"`
+	KEKFile          string       `yaml:"kek_file"`
+	TrustedProxies   []string     `yaml:"trusted_proxies"`
+	TLS              TLS          `yaml:"tls"`
+	Log              Log          `yaml:"log"`
+	Keys             Keys         `yaml:"keys"`
+	Tokens           Tokens       `yaml:"tokens"`
+	Registration     Registration `yaml:"registration"`
+	Assertions       Assertions   `yaml:"assertions"`
+	RateLimits       RateLimits   `yaml:"rate_limits"`
+	Changes          Changes      `yaml:"changes"`
+	Audit            Audit        `yaml:"audit"`
+	ShutdownTimeout  Duration     `yaml:"shutdown_timeout"`
 }
 
 // TLS names the certificate smartgate serves when it terminates TLS itself.
@@ -64,6 +67,41 @@ type Tokens struct {
 	AccessTokenTTL  Duration `yaml:"access_token_ttl"`
 	BackendTokenTTL Duration `yaml:"backend_token_ttl"`
 	IDTokenTTL      Duration `yaml:"id_token_ttl"`
+	// RefreshIdleTTL ends an offline_access refresh token unused this long.
+	RefreshIdleTTL Duration `yaml:"refresh_idle_ttl"`
+	// RefreshMaxTTL ends an offline_access grant this long after it began.
+	RefreshMaxTTL Duration `yaml:"refresh_max_ttl"`
+	// RefreshReuseGrace lets a rotated refresh token be used again this
+	// long after its first use (concurrent retries); 0 turns it off.
+	RefreshReuseGrace Duration `yaml:"refresh_reuse_grace"`
+}
+
+// Registration sets dynamic client registration (RFC 7591).
+type Registration struct {
+	// Policy is "open" (anyone may register) or "token" (an initial access
+	// token from `smartgate client initial-token` is required). Default:
+	// open in dev mode, token otherwise.
+	Policy string `yaml:"policy"`
+}
+
+// Assertions sets the checks on client assertions (RFC 7523, SMART
+// Backend Services).
+type Assertions struct {
+	MaxLifetime Duration `yaml:"max_lifetime"` // exp at most this far ahead
+	Skew        Duration `yaml:"skew"`         // clock skew tolerated; jti kept until exp + skew
+}
+
+// RateLimits bound request rates. Enabled by default; turn off for benchmarks.
+type RateLimits struct {
+	Enabled bool `yaml:"enabled"`
+	// TokenPerClient is the sustained token-endpoint requests per second of
+	// one client; TokenBurst how many may come at once.
+	TokenPerClient int `yaml:"token_per_client"`
+	TokenBurst     int `yaml:"token_burst"`
+	// RegisterPerAddress is dynamic registrations per minute from one
+	// client address; RegisterBurst how many at once.
+	RegisterPerAddress int `yaml:"register_per_address"`
+	RegisterBurst      int `yaml:"register_burst"`
 }
 
 // Changes sets the cross-node change feed.
@@ -93,7 +131,11 @@ func Default() Config {
 			AccessTokenTTL:  Duration(time.Hour),
 			BackendTokenTTL: Duration(5 * time.Minute),
 			IDTokenTTL:      Duration(time.Hour),
+			RefreshIdleTTL:  Duration(90 * 24 * time.Hour),
+			RefreshMaxTTL:   Duration(365 * 24 * time.Hour),
 		},
+		Assertions:      Assertions{MaxLifetime: Duration(5 * time.Minute), Skew: Duration(time.Minute)},
+		RateLimits:      RateLimits{Enabled: true, TokenPerClient: 20, TokenBurst: 100, RegisterPerAddress: 10, RegisterBurst: 20},
 		Changes:         Changes{PollInterval: Duration(time.Second), StaleAfter: Duration(5 * time.Second)},
 		Audit:           Audit{BatchSize: 256, FlushInterval: Duration(500 * time.Millisecond), QueueSize: 8192},
 		ShutdownTimeout: Duration(15 * time.Second),
@@ -128,7 +170,16 @@ func (c *Config) Resolve() {
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "smartgate.db")
 	}
+	if c.Registration.Policy == "" {
+		c.Registration.Policy = "token"
+		if c.Dev {
+			c.Registration.Policy = "open"
+		}
+	}
 }
+
+// FHIRBase is the FHIR API's base URL: the aud of every access token.
+func (c *Config) FHIRBase() string { return c.Issuer + "/fhir" }
 
 // DevIssuerFor returns the dev-mode issuer for the address the listener
 // really bound (which differs from Listen when the port was 0).

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Problem is one configuration mistake: the key and what to do about it.
@@ -105,6 +106,10 @@ func (c *Config) validate(serving bool) error {
 		"tokens.access_token_ttl":  c.Tokens.AccessTokenTTL,
 		"tokens.backend_token_ttl": c.Tokens.BackendTokenTTL,
 		"tokens.id_token_ttl":      c.Tokens.IDTokenTTL,
+		"tokens.refresh_idle_ttl":  c.Tokens.RefreshIdleTTL,
+		"tokens.refresh_max_ttl":   c.Tokens.RefreshMaxTTL,
+		"assertions.max_lifetime":  c.Assertions.MaxLifetime,
+		"assertions.skew":          c.Assertions.Skew,
 		"changes.poll_interval":    c.Changes.PollInterval,
 		"changes.stale_after":      c.Changes.StaleAfter,
 		"audit.flush_interval":     c.Audit.FlushInterval,
@@ -120,6 +125,25 @@ func (c *Config) validate(serving bool) error {
 	}
 	if c.Changes.StaleAfter <= c.Changes.PollInterval {
 		add("changes.stale_after", "must be longer than changes.poll_interval (%s)", c.Changes.PollInterval.D())
+	}
+	if c.Tokens.RefreshReuseGrace < 0 || c.Tokens.RefreshReuseGrace.D() > time.Minute {
+		add("tokens.refresh_reuse_grace", "must be between 0 (off) and 1m, not %s: a longer window weakens refresh-token reuse detection", c.Tokens.RefreshReuseGrace.D())
+	}
+	if c.Assertions.MaxLifetime.D() > 5*time.Minute {
+		add("assertions.max_lifetime", "must be at most 5m (SMART Backend Services: exp no more than five minutes ahead), not %s", c.Assertions.MaxLifetime.D())
+	}
+	switch c.Registration.Policy {
+	case "open", "token":
+	default:
+		add("registration.policy", "%q is not a policy; use open (anyone may register) or token (an initial access token is required)", c.Registration.Policy)
+	}
+	if c.RateLimits.Enabled {
+		for k, v := range map[string]int{"rate_limits.token_per_client": c.RateLimits.TokenPerClient, "rate_limits.token_burst": c.RateLimits.TokenBurst,
+			"rate_limits.register_per_address": c.RateLimits.RegisterPerAddress, "rate_limits.register_burst": c.RateLimits.RegisterBurst} {
+			if v < 1 {
+				add(k, "must be at least 1 while rate_limits.enabled is true, not %d; set rate_limits.enabled: false to turn limits off", v)
+			}
+		}
 	}
 	if c.Audit.BatchSize < 1 {
 		add("audit.batch_size", "must be at least 1")

@@ -208,7 +208,7 @@ func (s *Server) Features() discovery.Features {
 // first and the caches load after it, so a change committed while the node
 // was starting is never missed.
 func Start(ctx context.Context, a *app.App, feed *changes.Feed) error {
-	feed.Subscribe("keys", a.Keys.Reload)
+	feed.Subscribe("keys", func(ctx context.Context, _ []string) error { return a.Keys.Reload(ctx) })
 	if err := feed.Start(ctx); err != nil {
 		return err
 	}
