@@ -85,18 +85,19 @@ func newHandler(b *testing.B) http.Handler {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	feed := changes.New(a.Store, time.Second, nil)
-	if err := server.Start(runCtx, a, feed); err != nil {
+	aw := audit.New(a.Store, audit.Options{BatchSize: cfg.Audit.BatchSize, FlushInterval: cfg.Audit.FlushInterval.D(), QueueSize: cfg.Audit.QueueSize})
+	srv := server.New(a, "http://127.0.0.1:8080", feed, aw)
+	if err := srv.Start(runCtx); err != nil {
 		stop()
 		a.Close()
 		b.Fatalf("server.Start: %v", err)
 	}
-	aw := audit.New(a.Store, audit.Options{BatchSize: cfg.Audit.BatchSize, FlushInterval: cfg.Audit.FlushInterval.D(), QueueSize: cfg.Audit.QueueSize})
 	b.Cleanup(func() {
 		stop()
 		aw.Close()
 		a.Close()
 	})
-	return server.New(a, "http://127.0.0.1:8080", feed, aw).Handler()
+	return srv.Handler()
 }
 
 // BenchmarkJWKSOverHTTP fetches the JWKS at $BENCH_URL over real HTTP with

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-		"runtime"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"

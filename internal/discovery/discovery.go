@@ -8,6 +8,7 @@
 package discovery
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -49,7 +50,13 @@ type Document struct {
 	Path     string
 	Spec     string
 	Required []string
-	build    func(f Features) map[string]any
+	// MayBeEmpty lists required fields that must be present but may be an
+	// empty list (RFC 8414's response_types_supported before an
+	// authorization endpoint exists).
+	MayBeEmpty []string
+	// RequiredIf adds fields required only with some features.
+	RequiredIf func(f Features) []string
+	build      func(f Features) map[string]any
 }
 
 // Documents lists every document smartgate can serve.
@@ -64,9 +71,26 @@ var Documents = []Document{
 	{
 		Name: "oauth-authorization-server", Path: "/.well-known/oauth-authorization-server",
 		Spec: "RFC 8414 §2",
-		// issuer and response_types_supported are REQUIRED; authorization_endpoint and token_endpoint are required as smartgate supports grant types that use them.
-		Required: []string{"issuer", "authorization_endpoint", "token_endpoint", "response_types_supported"},
-		build:    oauthFields,
+		// issuer and response_types_supported are REQUIRED; token_endpoint
+		// unless only the implicit grant is supported (never here);
+		// authorization_endpoint when a grant type uses it.
+		Required:   []string{"issuer", "token_endpoint", "response_types_supported"},
+		MayBeEmpty: []string{"response_types_supported"},
+		RequiredIf: func(f Features) []string {
+			for _, g := range f.GrantTypes {
+				if g == "authorization_code" {
+					return []string{"authorization_endpoint"}
+				}
+			}
+			return nil
+		},
+		build: func(f Features) map[string]any {
+			m := oauthFields(f)
+			if _, ok := m["response_types_supported"]; !ok && f.Token {
+				m["response_types_supported"] = []string{}
+			}
+			return m
+		},
 	},
 	{
 		Name: "smart-configuration", Path: "/fhir/.well-known/smart-configuration",
@@ -81,8 +105,13 @@ var Documents = []Document{
 // document may be served only when missing is empty.
 func (d Document) Render(f Features) (doc map[string]any, missing []string) {
 	doc = d.build(f)
-	for _, k := range d.Required {
-		if empty(doc[k]) {
+	required := d.Required
+	if d.RequiredIf != nil {
+		required = append(append([]string(nil), required...), d.RequiredIf(f)...)
+	}
+	for _, k := range required {
+		v, present := doc[k]
+		if !present || (empty(v) && !slices.Contains(d.MayBeEmpty, k)) {
 			missing = append(missing, k)
 		}
 	}
@@ -154,6 +183,14 @@ func oauthFields(f Features) map[string]any {
 	set(m, "grant_types_supported", sorted(f.GrantTypes))
 	set(m, "token_endpoint_auth_methods_supported", sorted(f.TokenAuthMethods))
 	set(m, "token_endpoint_auth_signing_alg_values_supported", sorted(f.TokenAuthSigningAlgs))
+	if f.Introspection {
+		set(m, "introspection_endpoint_auth_methods_supported", sorted(f.TokenAuthMethods))
+		set(m, "introspection_endpoint_auth_signing_alg_values_supported", sorted(f.TokenAuthSigningAlgs))
+	}
+	if f.Revocation {
+		set(m, "revocation_endpoint_auth_methods_supported", sorted(f.TokenAuthMethods))
+		set(m, "revocation_endpoint_auth_signing_alg_values_supported", sorted(f.TokenAuthSigningAlgs))
+	}
 	set(m, "code_challenge_methods_supported", sorted(f.CodeChallengeMethods))
 	set(m, "scopes_supported", sorted(f.Scopes))
 	set(m, "claims_supported", sorted(f.Claims))
@@ -174,7 +211,8 @@ func responseModes(f Features) []string {
 func smartFields(f Features) map[string]any {
 	m := oauthFields(f)
 	// SMART's document carries no OpenID-only fields beyond these.
-	for _, k := range []string{"subject_types_supported", "id_token_signing_alg_values_supported", "claims_supported", "end_session_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint"} {
+	for _, k := range []string{"subject_types_supported", "id_token_signing_alg_values_supported", "claims_supported", "end_session_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint",
+		"introspection_endpoint_auth_methods_supported", "introspection_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_methods_supported", "revocation_endpoint_auth_signing_alg_values_supported"} {
 		delete(m, k)
 	}
 	set(m, "capabilities", sorted(f.SMARTCapabilities))

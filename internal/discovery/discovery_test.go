@@ -12,8 +12,18 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// Today's server: keys only. No document may be served.
-var current = Features{Issuer: "https://ehr.example.org", JWKS: true, IDTokenSigningAlgs: []string{"RS256"}}
+// Keys only (the foundation): no document may be served.
+var keysOnly = Features{Issuer: "https://ehr.example.org", JWKS: true, IDTokenSigningAlgs: []string{"RS256"}}
+
+// Today's server: token endpoint, registration, introspection, revocation,
+// no authorization endpoint. Only RFC 8414's document qualifies.
+var current = Features{
+	Issuer: "https://ehr.example.org", JWKS: true, Token: true, Registration: true, Introspection: true, Revocation: true,
+	GrantTypes:           []string{"client_credentials", "refresh_token"},
+	TokenAuthMethods:     []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+	TokenAuthSigningAlgs: []string{"RS384", "ES384", "RS256", "ES256", "PS256", "PS384", "EdDSA"},
+	Scopes:               []string{"system/*.rs"},
+}
 
 // Everything switched on, as later issues will: every document qualifies.
 var full = Features{
@@ -33,15 +43,39 @@ var full = Features{
 	AuthorizationResponseIss: true,
 }
 
-func TestNothingQualifiesYet(t *testing.T) {
+func TestNothingQualifiesWithKeysOnly(t *testing.T) {
 	for _, d := range Documents {
-		_, missing := d.Render(current)
+		_, missing := d.Render(keysOnly)
 		if len(missing) == 0 {
 			t.Errorf("%s qualifies with only keys enabled; it would advertise endpoints that do not exist", d.Name)
 		}
 	}
+}
+
+func TestOnlyRFC8414WithoutAuthorizationEndpoint(t *testing.T) {
+	for _, d := range Documents {
+		doc, missing := d.Render(current)
+		if d.Name == "oauth-authorization-server" {
+			if len(missing) != 0 {
+				t.Errorf("RFC 8414 document misses %v with a token endpoint and no authorization endpoint", missing)
+			}
+			if rt, ok := doc["response_types_supported"].([]string); !ok || len(rt) != 0 {
+				t.Errorf("response_types_supported = %#v, want [] until the authorization endpoint exists", doc["response_types_supported"])
+			}
+			continue
+		}
+		if len(missing) == 0 {
+			t.Errorf("%s qualifies without an authorization endpoint", d.Name)
+		}
+	}
+	// With authorization_code advertised, RFC 8414 also needs the authorization endpoint.
+	withCode := current
+	withCode.GrantTypes = append([]string{"authorization_code"}, current.GrantTypes...)
+	if _, missing := Documents[1].Render(withCode); len(missing) != 1 || missing[0] != "authorization_endpoint" {
+		t.Errorf("authorization_code without an authorization endpoint: missing %v, want [authorization_endpoint]", missing)
+	}
 	_, missing := Documents[0].Render(current)
-	want := []string{"authorization_endpoint", "token_endpoint", "response_types_supported", "subject_types_supported"}
+	want := []string{"authorization_endpoint", "response_types_supported", "subject_types_supported", "id_token_signing_alg_values_supported"}
 	if d := cmp.Diff(want, missing); d != "" {
 		t.Errorf("openid-configuration missing fields (-want +got):\n%s", d)
 	}
@@ -65,7 +99,7 @@ func TestGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		f    Features
-	}{{"full", full}, {"current", current}} {
+	}{{"full", full}, {"current", current}, {"keys-only", keysOnly}} {
 		for _, d := range Documents {
 			doc, missing := d.Render(tc.f)
 			got, _ := json.MarshalIndent(map[string]any{"document": doc, "missing": missing}, "", "  ")

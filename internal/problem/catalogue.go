@@ -26,6 +26,22 @@ const (
 	DiscoveryNotAvailable ID = "discovery_not_available"
 	SigningKeyUnavailable ID = "signing_key_unavailable"
 
+	InvalidClient              ID = "invalid_client"
+	ClientAssertionInvalid     ID = "client_assertion_invalid"
+	ClientPending              ID = "client_pending"
+	ClientDisabled             ID = "client_disabled"
+	InvalidGrant               ID = "invalid_grant"
+	RefreshTokenReused         ID = "refresh_token_reused"
+	UnauthorizedClient         ID = "unauthorized_client"
+	UnsupportedGrantType       ID = "unsupported_grant_type"
+	InvalidScope               ID = "invalid_scope"
+	InvalidClientMetadata      ID = "invalid_client_metadata"
+	InvalidRedirectURI         ID = "invalid_redirect_uri"
+	RegistrationTokenInvalid   ID = "registration_token_invalid"
+	InitialAccessTokenRequired ID = "initial_access_token_required"
+	RateLimited                ID = "rate_limited"
+	UnsupportedTokenType       ID = "unsupported_token_type"
+
 	ConfigInvalid       ID = "config_invalid"
 	InsecureIssuer      ID = "insecure_issuer"
 	KEKMissing          ID = "kek_missing"
@@ -71,6 +87,67 @@ var entries = []Entry{
 		Title: "No signing key available",
 		Cause: "The node holds no usable signing key for the algorithm, usually because the key-encryption key (KEK) it was given cannot decrypt the stored keys.",
 		Fix:   "Operators: run `smartgate doctor`; give the node the KEK the keys are encrypted under (see docs/operations.md, \"Keys and the KEK\")."},
+
+	{ID: InvalidClient, Code: "invalid_client", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "Client authentication failed",
+		Cause: "The client_id is unknown, the client secret is wrong, or the client authenticated with another method than the one it registered (token_endpoint_auth_method). The description says which.",
+		Fix:   "Send the client_id and secret you received at registration, in the way the client registered: HTTP Basic (client_secret_basic), form fields client_id and client_secret (client_secret_post), a signed client_assertion (private_key_jwt), or client_id alone for a public client (none). `smartgate client show ID` shows the registered method."},
+	{ID: ClientAssertionInvalid, Code: "invalid_client", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "The client assertion is not acceptable",
+		Cause: "The signed JWT in client_assertion (RFC 7523, SMART Backend Services) breaks a rule: its algorithm, signature, key, iss, sub, aud, exp, jti, or jku. The description names the rule.",
+		Fix:   "Sign a fresh assertion with a registered key (RS384 or ES384 recommended) with iss and sub set to your client_id, aud set to the token endpoint URL exactly, exp at most 5 minutes ahead, and a new random jti for every request; send client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer."},
+	{ID: ClientPending, Code: "invalid_client", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "The client waits for approval",
+		Cause: "The client registered itself and is not yet approved: under the approval policy only public apps that ask for patient-level scopes are enabled at once; every other self-registered client, and any client whose registration widened its scopes, grant types or redirect URIs, waits for an administrator.",
+		Fix:   "Ask an administrator to review and approve it: `smartgate client enable CLIENT_ID`."},
+	{ID: ClientDisabled, Code: "invalid_client", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "The client is disabled",
+		Cause: "An administrator disabled the client; every token it held was revoked.",
+		Fix:   "Ask the administrator why; they re-enable it with `smartgate client enable CLIENT_ID`."},
+	{ID: InvalidGrant, Code: "invalid_grant", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The grant is invalid",
+		Cause: "The authorization code or refresh token is unknown, expired, already used or revoked, or was issued to another client, or the PKCE verifier or redirect_uri does not match.",
+		Fix:   "Start the flow again to get a new code or refresh token; send each code once, within 60 seconds, from the client it was issued to."},
+	{ID: RefreshTokenReused, Code: "invalid_grant", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "A used refresh token was presented again",
+		Cause: "Refresh tokens rotate: every use returns a new one and the old one becomes invalid. Presenting an old one means a copy exists, so the whole grant was revoked (OAuth 2.0 Security Best Current Practice, refresh token rotation).",
+		Fix:   "Store the new refresh_token from every token response and use only the latest. The user must authorise the app again."},
+	{ID: UnauthorizedClient, Code: "unauthorized_client", Status: http.StatusBadRequest, FHIRCode: "forbidden",
+		Title: "The client may not use this grant",
+		Cause: "The client did not register this grant type, or its client type cannot use it (public clients cannot use client_credentials), or the token belongs to another client.",
+		Fix:   "Register the grant type (`smartgate client update ID --grant-type ...`, or a registration update), or use the flow meant for this kind of client."},
+	{ID: UnsupportedGrantType, Code: "unsupported_grant_type", Status: http.StatusBadRequest, FHIRCode: "not-supported",
+		Title: "Unknown grant_type",
+		Cause: "grant_type names a grant this server does not support.",
+		Fix:   "Use a grant_type listed in grant_types_supported of /.well-known/oauth-authorization-server."},
+	{ID: InvalidScope, Code: "invalid_scope", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "No acceptable scope",
+		Cause: "A requested scope is unknown or malformed, or nothing was left after dropping the scopes the client did not register or that this grant does not allow. The description lists every dropped scope and why.",
+		Fix:   "Request scopes from scopes_supported in the discovery document, written as SMART App Launch 2.2 defines them (e.g. system/Observation.rs), and registered for the client."},
+	{ID: InvalidClientMetadata, Code: "invalid_client_metadata", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The client metadata is invalid",
+		Cause: "A registration field breaks a rule (RFC 7591 §2): the description names the field and the rule.",
+		Fix:   "Correct the named field and register again; docs/clients.md lists every field and its rules."},
+	{ID: InvalidRedirectURI, Code: "invalid_redirect_uri", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "A redirect URI is not allowed",
+		Cause: "Redirect URIs must be https, or http on 127.0.0.1 or [::1] (any port matches, RFC 8252 §7.3), or a private-use reverse-DNS scheme for public native apps (RFC 8252 §7.1), and have no fragment.",
+		Fix:   "Use an https URL, a loopback IP literal (not 'localhost'), or a scheme like com.example.app:/callback."},
+	{ID: RegistrationTokenInvalid, Code: "invalid_token", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "Registration access token refused",
+		Cause: "Reading, updating or deleting a registration (RFC 7592) needs the registration_access_token returned at registration as a Bearer token; it is missing, wrong, or the client does not exist.",
+		Fix:   "Send Authorization: Bearer <registration_access_token> to the registration_client_uri you received. A lost token cannot be recovered: an administrator can manage the client with `smartgate client ...`."},
+	{ID: InitialAccessTokenRequired, Code: "invalid_token", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "Registration needs an initial access token",
+		Cause: "The registration policy (registration.policy: token) requires an initial access token (RFC 7591 §3) and none, or an unknown or expired one, was sent.",
+		Fix:   "Ask an administrator for one (`smartgate client initial-token`) and send it as Authorization: Bearer <token> with the registration request."},
+	{ID: RateLimited, Code: "temporarily_unavailable", Status: http.StatusTooManyRequests, FHIRCode: "throttled",
+		Title: "Too many requests",
+		Cause: "The client or address sent more requests than the configured rate limit allows.",
+		Fix:   "Wait for the number of seconds in Retry-After. Backend services should reuse an access token until shortly before it expires instead of requesting one per call."},
+	{ID: UnsupportedTokenType, Code: "unsupported_token_type", Status: http.StatusBadRequest, FHIRCode: "not-supported",
+		Title: "This token type cannot be revoked here",
+		Cause: "The token_type_hint names a token type this server does not issue.",
+		Fix:   "Use token_type_hint=access_token or refresh_token, or leave it out."},
 
 	{ID: ConfigInvalid, Code: "config_invalid",
 		Title: "The configuration is invalid",

@@ -69,7 +69,9 @@ func (wr *Writer) Write(w http.ResponseWriter, r *http.Request, s Surface, err e
 	default:
 		h.Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(wr.OAuthBody(pe, rid))
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(wr.OAuthBody(pe, rid))
 	}
 }
 

@@ -75,18 +75,19 @@ func newTestServer(t *testing.T) *testServer {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	feed := changes.New(a.Store, cfg.Changes.PollInterval.D(), logger)
-	if err := Start(runCtx, a, feed); err != nil {
+	aw := audit.New(a.Store, audit.Options{BatchSize: cfg.Audit.BatchSize, FlushInterval: cfg.Audit.FlushInterval.D(), QueueSize: cfg.Audit.QueueSize, Log: logger})
+	srv := New(a, testIssuer, feed, aw)
+	if err := srv.Start(runCtx); err != nil {
 		stop()
 		a.Close()
 		t.Fatalf("Start: %v", err)
 	}
-	aw := audit.New(a.Store, audit.Options{BatchSize: cfg.Audit.BatchSize, FlushInterval: cfg.Audit.FlushInterval.D(), QueueSize: cfg.Audit.QueueSize, Log: logger})
 	t.Cleanup(func() {
 		stop()
 		aw.Close()
 		_ = a.Close() // may already be closed by the test; a second close is harmless
 	})
-	return &testServer{s: New(a, testIssuer, feed, aw), a: a, logs: logs}
+	return &testServer{s: srv, a: a, logs: logs}
 }
 
 // do sends r through the whole handler.

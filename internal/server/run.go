@@ -58,15 +58,15 @@ func Run(ctx context.Context, a *app.App, announce io.Writer) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	feed := changes.New(a.Store, cfg.Changes.PollInterval.D(), a.Log)
-	if err := Start(runCtx, a, feed); err != nil {
+	aw := audit.New(a.Store, audit.Options{BatchSize: cfg.Audit.BatchSize, FlushInterval: cfg.Audit.FlushInterval.D(), QueueSize: cfg.Audit.QueueSize, Log: a.Log})
+	defer aw.Close()
+	s := New(a, issuer, feed, aw)
+	if err := s.Start(runCtx); err != nil {
 		ln.Close()
 		return err
 	}
-	aw := audit.New(a.Store, audit.Options{BatchSize: cfg.Audit.BatchSize, FlushInterval: cfg.Audit.FlushInterval.D(), QueueSize: cfg.Audit.QueueSize, Log: a.Log})
-	defer aw.Close()
 	aw.Record(ctx, audit.Event{Actor: "system", Action: "server.start", Outcome: audit.Success, Detail: fmt.Sprintf(`{"issuer":%q}`, issuer)})
 
-	s := New(a, issuer, feed, aw)
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

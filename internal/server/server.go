@@ -19,10 +19,12 @@ import (
 	"smartgate/internal/app"
 	"smartgate/internal/audit"
 	"smartgate/internal/changes"
+	"smartgate/internal/clientkeys"
 	"smartgate/internal/discovery"
 	"smartgate/internal/httpx"
-	"smartgate/internal/keys"
+	"smartgate/internal/oauth"
 	"smartgate/internal/problem"
+	"smartgate/internal/token"
 )
 
 // Server is one smartgate node's HTTP side.
@@ -36,6 +38,10 @@ type Server struct {
 	registry *prometheus.Registry
 	routes   []Route
 	handler  http.Handler
+
+	revs   *token.Revocations
+	tokens *token.Service
+	oauth  *oauth.Server
 }
 
 // Route is one registered endpoint.
@@ -70,6 +76,14 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 		Name: "smartgate_audit_events_lost_total", Help: "Audit events that could not be written (see the error log).",
 	}, func() float64 { _, lost := aw.Counts(); return float64(lost) }))
 	metrics := httpx.NewMetrics(s.registry)
+
+	cfg := &a.Cfg.Config
+	s.revs = token.NewRevocations(a.Store, nil)
+	s.tokens = token.New(a.Keys, s.revs, token.Options{Issuer: s.issuer, Audience: s.issuer + "/fhir"})
+	s.oauth = oauth.New(oauth.Deps{
+		Config: cfg, Issuer: s.issuer, Store: a.Store, Tokens: s.tokens, Audit: aw, Log: a.Log,
+		Keys: clientkeys.New(clientkeys.Options{AllowPrivate: cfg.Dev}),
+	})
 
 	mux := http.NewServeMux()
 	s.routesOn(mux)
@@ -154,7 +168,13 @@ func sanitizeMethod(m string) string {
 
 func (s *Server) routesOn(mux *http.ServeMux) {
 	get := []string{http.MethodGet}
+	post := []string{http.MethodPost}
 	s.handle(mux, "/oauth2/jwks", problem.SurfaceOAuth, true, get, s.jwks)
+	s.handle(mux, "/oauth2/token", problem.SurfaceOAuth, true, post, s.oauth.Token)
+	s.handle(mux, "/oauth2/introspect", problem.SurfaceOAuth, false, post, s.oauth.Introspect)
+	s.handle(mux, "/oauth2/revoke", problem.SurfaceOAuth, true, post, s.oauth.Revoke)
+	s.handle(mux, "/oauth2/register", problem.SurfaceOAuth, true, post, s.oauth.Register)
+	s.handle(mux, "/oauth2/register/{client_id}", problem.SurfaceOAuth, true, []string{http.MethodGet, http.MethodPut, http.MethodDelete}, s.registration)
 	for _, d := range discovery.Documents {
 		s.handle(mux, d.Path, problem.SurfaceOAuth, true, get, s.discovery(d))
 	}
@@ -200,19 +220,69 @@ func maxBody(n int64) httpx.Middleware {
 
 // Features is what discovery may advertise today.
 func (s *Server) Features() discovery.Features {
-	return discovery.Features{Issuer: s.issuer, JWKS: true, IDTokenSigningAlgs: []string{keys.RS256}}
+	return discovery.Features{
+		Issuer: s.issuer, JWKS: true, Token: true, Registration: true, Introspection: true, Revocation: true,
+		GrantTypes:           s.oauth.GrantTypes(),
+		TokenAuthMethods:     oauth.AuthMethods,
+		TokenAuthSigningAlgs: oauth.AssertionAlgs,
+		Scopes:               oauth.Scopes(),
+	}
+}
+
+// registration dispatches the RFC 7592 methods of /oauth2/register/{client_id}.
+func (s *Server) registration(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet:
+		return s.oauth.RegistrationRead(w, r)
+	case http.MethodPut:
+		return s.oauth.RegistrationUpdate(w, r)
+	default:
+		return s.oauth.RegistrationDelete(w, r)
+	}
 }
 
 // Start begins following the change sequence: keys reload when any
-// process rotates or rewraps them. The feed notes its starting position
-// first and the caches load after it, so a change committed while the node
-// was starting is never missed.
-func Start(ctx context.Context, a *app.App, feed *changes.Feed) error {
-	feed.Subscribe("keys", func(ctx context.Context, _ []string) error { return a.Keys.Reload(ctx) })
-	if err := feed.Start(ctx); err != nil {
+// process rotates or rewraps them, revocations load within a second on
+// every node, and cached clients are dropped when they change. The feed
+// notes its starting position first and the caches load after it, so a
+// change committed while the node was starting is never missed.
+func (s *Server) Start(ctx context.Context) error {
+	a := s.app
+	s.feed.Subscribe("keys", func(ctx context.Context, _ []string) error { return a.Keys.Reload(ctx) })
+	s.feed.Subscribe("revocations", func(ctx context.Context, _ []string) error { return s.revs.Load(ctx) })
+	s.feed.Subscribe("clients", func(_ context.Context, ids []string) error { s.oauth.Clients.Invalidate(ids); return nil })
+	if err := s.feed.Start(ctx); err != nil {
 		return err
 	}
-	return a.Keys.Reload(ctx)
+	if err := a.Keys.Reload(ctx); err != nil {
+		return err
+	}
+	s.oauth.Clients.Invalidate([]string{""})
+	if err := s.revs.Load(ctx); err != nil {
+		return err
+	}
+	go s.janitor(ctx)
+	return nil
+}
+
+// janitor deletes expired revocations and assertion ids now and then.
+func (s *Server) janitor(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now()
+			if err := s.app.Store.PruneRevocations(ctx, now); err != nil && ctx.Err() == nil {
+				s.log.Warn("pruning revocations failed", "error", err.Error())
+			}
+			if err := s.app.Store.PruneAssertions(ctx, now); err != nil && ctx.Err() == nil {
+				s.log.Warn("pruning assertion ids failed", "error", err.Error())
+			}
+		}
+	}
 }
 
 // readyTimeout bounds the database probe of /readyz.

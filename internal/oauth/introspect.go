@@ -1,0 +1,129 @@
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"smartgate/internal/audit"
+)
+
+// Introspect is POST /oauth2/introspect (RFC 7662). The caller
+// authenticates as a client; it learns about tokens issued to itself, or
+// about any token when an administrator marked it as a resource server
+// (introspect-any). Everything else — expired, revoked, malformed, foreign,
+// or another client's — is exactly {"active":false} (RFC 7662 §2.2).
+func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	form, err := parseForm(r)
+	if err != nil {
+		return err
+	}
+	caller, err := s.authenticate(ctx, r, form)
+	if err != nil {
+		return err
+	}
+	inactive := map[string]bool{"active": false}
+	raw := form.Get("token")
+	if raw == "" {
+		return writeJSON(w, http.StatusOK, inactive)
+	}
+	if c, err := s.Tokens.Verify(ctx, raw); err == nil {
+		if c.ClientID != caller.ID && !caller.IntrospectAny {
+			return writeJSON(w, http.StatusOK, inactive)
+		}
+		resp := map[string]any{
+			"active": true, "scope": c.Scope, "client_id": c.ClientID, "sub": c.Subject, "iss": c.Issuer,
+			"aud": c.Audience, "exp": c.Expiry, "iat": c.IssuedAt, "jti": c.JTI, "token_type": "Bearer",
+		}
+		for k, v := range map[string]string{"patient": c.Patient, "encounter": c.Encounter, "fhirUser": c.FHIRUser} {
+			if v != "" {
+				resp[k] = v
+			}
+		}
+		return writeJSON(w, http.StatusOK, resp)
+	}
+	// Not an access token of ours: perhaps a refresh token.
+	if len(raw) > 100 {
+		return writeJSON(w, http.StatusOK, inactive)
+	}
+	rt, g, err := s.Store.FindRefreshToken(ctx, hashSecret(raw))
+	now := s.Clock()
+	if err != nil || !rt.UsedAt.IsZero() || !now.Before(rt.ExpiresAt) || !g.RevokedAt.IsZero() ||
+		(g.ClientID != caller.ID && !caller.IntrospectAny) {
+		return writeJSON(w, http.StatusOK, inactive)
+	}
+	if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
+		return writeJSON(w, http.StatusOK, inactive)
+	}
+	resp := map[string]any{
+		"active": true, "scope": g.Scope, "client_id": g.ClientID, "sub": g.Subject, "iss": s.Issuer,
+		"exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(),
+	}
+	var gc grantContext
+	_ = json.Unmarshal(g.Context, &gc)
+	for k, v := range map[string]string{"patient": gc.Patient, "encounter": gc.Encounter, "fhirUser": gc.FHIRUser} {
+		if v != "" {
+			resp[k] = v
+		}
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// Revoke is POST /oauth2/revoke (RFC 7009). A client revokes its own
+// access tokens (by jti) and refresh tokens (which revokes the whole
+// grant, including its access tokens). Unknown tokens get 200 (§2.2).
+func (s *Server) Revoke(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	form, err := parseForm(r)
+	if err != nil {
+		return err
+	}
+	caller, err := s.authenticate(ctx, r, form)
+	if err != nil {
+		return err
+	}
+	raw := form.Get("token")
+	if raw == "" {
+		return errMissing("token", "the access or refresh token to revoke")
+	}
+	switch hint := form.Get("token_type_hint"); hint {
+	case "", "access_token", "refresh_token":
+	default:
+		// RFC 7009 §2.1: an unknown hint may be ignored; the search covers both.
+	}
+	ok := func() error { w.Header().Set("Cache-Control", "no-store"); w.WriteHeader(http.StatusOK); return nil }
+	if c, err := s.Tokens.Verify(ctx, raw); err == nil {
+		if c.ClientID != caller.ID {
+			return errForeign()
+		}
+		exp := time.Unix(c.Expiry, 0)
+		if err := s.Store.Revoke(ctx, revocationJTI(c.JTI, s.Clock(), exp)); err != nil {
+			return err
+		}
+		s.audit(ctx, audit.Event{Actor: "client:" + caller.ID, ClientID: caller.ID, Patient: c.Patient, Action: "token.revoke", Outcome: audit.Success, Detail: detail("jti", c.JTI, "scope", c.Scope)})
+		return ok()
+	}
+	if len(raw) <= 100 {
+		_, g, err := s.Store.FindRefreshToken(ctx, hashSecret(raw))
+		if err == nil {
+			if g.ClientID != caller.ID {
+				return errForeign()
+			}
+			if err := s.Store.RevokeGrant(ctx, g.ID, s.Clock().UTC()); err != nil {
+				return err
+			}
+			s.audit(ctx, audit.Event{Actor: "client:" + caller.ID, ClientID: caller.ID, Action: "grant.revoke", Outcome: audit.Success, Detail: detail("grant", g.ID, "scope", g.Scope, "reason", "refresh token revoked")})
+		}
+	}
+	return ok()
+}
+
+// Scopes lists the scopes discovery advertises as working today.
+func Scopes() []string {
+	out := []string{"system/*.rs", "system/*.cruds", "system/*.read", "system/*.write", "system/*.*"}
+	for _, t := range []string{"Patient", "Observation", "Condition", "Encounter", "Group"} {
+		out = append(out, "system/"+t+".rs")
+	}
+	return out
+}
