@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -77,6 +78,7 @@ func (s *Server) GrantTypes() []string {
 	for g := range s.grants {
 		out = append(out, g)
 	}
+	sort.Strings(out)
 	return out
 }
 
@@ -112,7 +114,7 @@ func parseForm(r *http.Request) (url.Values, error) {
 		}
 	}
 	for k := range r.URL.Query() {
-		if _, inBody := form[k]; !inBody && (k == "client_secret" || k == "refresh_token" || k == "client_assertion" || k == "code" || k == "token") {
+		if k == "client_secret" || k == "refresh_token" || k == "client_assertion" || k == "code" || k == "token" {
 			return nil, problem.New(problem.InvalidRequest, "parameter %q is in the URL query; credentials belong in the POST body, where they are not logged", k)
 		}
 	}

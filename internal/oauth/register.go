@@ -147,7 +147,11 @@ func (s *Server) RegistrationRead(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.registrationResponse(c, "", ""))
+	next, err := s.Clients.RotateRegistrationToken(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.registrationResponse(c, "", next))
 }
 
 // RegistrationUpdate is PUT /oauth2/register/{client_id} (RFC 7592 §2.2):
@@ -165,9 +169,12 @@ func (s *Server) RegistrationUpdate(w http.ResponseWriter, r *http.Request) erro
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
 	if err != nil {
 		return problem.Wrap(problem.InvalidRequest, err, "the request body could not be read")
+	}
+	if len(body) > 64<<10 {
+		return problem.New(problem.RequestTooLarge, "client metadata is limited to 64 KiB")
 	}
 	_ = json.Unmarshal(body, &envelope)
 	if envelope.ClientID != id {
@@ -186,7 +193,11 @@ func (s *Server) RegistrationUpdate(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	s.audit(ctx, audit.Event{Actor: "client:" + id, ClientID: id, Action: "client.update", Outcome: audit.Success, Detail: detail("status", updated.Status, "widened", boolText(widened))})
-	return writeJSON(w, http.StatusOK, s.registrationResponse(updated, "", ""))
+	next, err := s.Clients.RotateRegistrationToken(ctx, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.registrationResponse(updated, "", next))
 }
 
 // RegistrationDelete is DELETE /oauth2/register/{client_id} (RFC 7592 §2.3).

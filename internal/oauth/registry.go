@@ -131,10 +131,11 @@ func hashSecret(s string) []byte {
 
 // secretMatches compares a presented secret with a stored hash in constant time.
 func secretMatches(presented string, hash []byte) bool {
+	h := hashSecret(presented) // hashed whatever the stored value, so timing says nothing
 	if len(hash) != sha256.Size {
 		return false
 	}
-	return subtle.ConstantTimeCompare(hashSecret(presented), hash) == 1
+	return subtle.ConstantTimeCompare(h, hash) == 1
 }
 
 func newClientID() string {
@@ -349,6 +350,18 @@ func (r *Registry) CheckRegistrationToken(ctx context.Context, id, tok string) (
 	return parseClient(sc), nil
 }
 
+// RotateRegistrationToken issues a new registration access token (RFC 7592
+// §3: every client information response carries one; the old one stops
+// working).
+func (r *Registry) RotateRegistrationToken(ctx context.Context, id string) (string, error) {
+	var tok string
+	err := r.st.UpdateClient(ctx, id, func(c *store.Client) error {
+		tok, c.RegistrationTokenHash = NewSecret()
+		return nil
+	})
+	return tok, err
+}
+
 // Update replaces a client's metadata (RFC 7592 §2.2 and the CLI). A
 // change that widens scopes, grant types or redirect URIs sends the client
 // back through approval and forgets the consent users gave it.
@@ -367,7 +380,8 @@ func (r *Registry) Update(ctx context.Context, id string, md store.ClientMetadat
 		widened = widens(old, md, scopes)
 		c.Metadata = md
 		c.UpdatedAt = r.clock().UTC()
-		if widened && !byAdmin {
+		if widened && !byAdmin && c.Status != store.ClientDisabled {
+			// Back through approval; a disabled client stays disabled.
 			c.Status, c.Verified = approval(false, typ, scopes)
 		}
 		updated = *c
@@ -436,10 +450,15 @@ func (r *Registry) SetStatus(ctx context.Context, id, status string) (*Client, e
 	return parseClient(out), nil
 }
 
-// revokeClient kills every token issued to the client up to now. The
-// record lasts as long as the longest thing a client can hold.
+// revokeClient kills every token issued to the client up to now: its
+// access tokens through a client revocation (which lasts as long as the
+// longest thing a client can hold) and its refresh tokens by revoking
+// every grant, so re-enabling the client later revives none of them.
 func (r *Registry) revokeClient(ctx context.Context, id string) error {
 	now := r.clock().UTC()
+	if err := r.st.RevokeClientGrants(ctx, id, now); err != nil {
+		return err
+	}
 	return r.st.Revoke(ctx, store.Revocation{Kind: store.RevokeClient, Value: id, RevokedAt: now, ExpiresAt: now.Add(r.cfg.Tokens.RefreshMaxTTL.D())})
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -73,7 +72,13 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request) error {
 		s.audit(ctx, audit.Event{Actor: "client:" + form.Get("client_id"), ClientID: form.Get("client_id"), Action: "token.refuse", Outcome: audit.Failure, Detail: detail("error", string(problem.From(err).ID), "grant_type", form.Get("grant_type"))})
 		return err
 	}
-	if ok, wait := s.tokenLimiter.Allow(c.ID); !ok {
+	limitKey := c.ID
+	if c.Type == Public {
+		// Anyone can name a public client: limit it per address, so that
+		// one party cannot exhaust the budget of every user of the app.
+		limitKey = c.ID + "|" + httpx.ClientIP(r)
+	}
+	if ok, wait := s.tokenLimiter.Allow(limitKey); !ok {
 		w.Header().Set("Retry-After", httpx.RetryAfter(wait))
 		return problem.New(problem.RateLimited, "client %s sent more than %d token requests per second; retry after %s", c.ID, s.Config.RateLimits.TokenPerClient, httpx.RetryAfter(wait)+"s")
 	}
@@ -84,11 +89,14 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request) error {
 	handler, ok := s.grants[gt]
 	if !ok {
 		supported := s.GrantTypes()
-		sort.Strings(supported)
 		return problem.New(problem.UnsupportedGrantType, "grant_type %q is not supported here; supported: %s", gt, strings.Join(supported, ", "))
 	}
 	if !contains(c.Metadata.GrantTypes, gt) {
-		return problem.New(problem.UnauthorizedClient, "client %s did not register the %s grant (its grant_types: %s); an administrator adds it with: smartgate client update %s --grant-type %s", c.ID, gt, strings.Join(c.Metadata.GrantTypes, ", "), c.ID, gt)
+		fix := "smartgate client update " + c.ID
+		for _, g := range append(append([]string(nil), c.Metadata.GrantTypes...), gt) {
+			fix += " --grant-type " + g
+		}
+		return problem.New(problem.UnauthorizedClient, "client %s did not register the %s grant (its grant_types: %s); an administrator adds it with: %s", c.ID, gt, strings.Join(c.Metadata.GrantTypes, ", "), fix)
 	}
 	t := &tokenRequest{r: r, form: form, client: c}
 	out, err := handler(ctx, t)
@@ -206,11 +214,13 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 	if g.ClientID != t.client.ID {
 		return nil, problem.New(problem.InvalidGrant, "the refresh token was issued to another client")
 	}
-	var grantScopes []scope.Scope
-	grantScopes, _ = scope.ParseList(g.Scope)
-	granted, err := narrow(t.get("scope"), grantScopes, func(scope.Scope) (bool, string) { return true, "" })
+	// requested ∩ granted before ∩ registered now: a refresh keeps or
+	// narrows the grant, and an administrator's narrowing of the client's
+	// registration applies at the next refresh.
+	grantScopes, _ := scope.ParseList(g.Scope)
+	granted, err := narrowRefresh(t.get("scope"), grantScopes, t.client.Scopes)
 	if err != nil {
-		return nil, problem.New(problem.InvalidScope, "a refresh may keep or narrow the scopes of the grant (%s), never widen them: %s", g.Scope, problem.From(err).Description)
+		return nil, err
 	}
 	next, nextHash := NewSecret()
 	now := s.Clock().UTC()
@@ -231,6 +241,42 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 		Scopes: granted, Subject: g.Subject, Grant: g.ID, Patient: gc.Patient, Encounter: gc.Encounter, FHIRUser: gc.FHIRUser,
 		TTL: s.Config.Tokens.AccessTokenTTL.D(), RefreshToken: next, Extra: gc.Extra,
 	}, nil
+}
+
+func narrowRefresh(requestedRaw string, grantScopes, registered []scope.Scope) ([]scope.Scope, error) {
+	requested := grantScopes
+	if strings.TrimSpace(requestedRaw) != "" {
+		var bad []scope.Dropped
+		requested, bad = scope.ParseList(requestedRaw)
+		if len(bad) > 0 {
+			return nil, problem.New(problem.InvalidScope, "%s", scope.Describe(bad))
+		}
+	}
+	var granted []scope.Scope
+	var dropped []scope.Dropped
+	for _, sc := range requested {
+		switch {
+		case !coveredBy(sc, grantScopes):
+			dropped = append(dropped, scope.Dropped{Scope: sc.Raw, Reason: scope.ReasonNotAllowed, Detail: "it is not part of the grant the user approved; a refresh may keep or narrow the scopes of the grant, never widen them, so the user must authorize the app again for more"})
+		case !coveredBy(sc, registered):
+			dropped = append(dropped, scope.Dropped{Scope: sc.Raw, Reason: scope.ReasonNotRegistered, Detail: "an administrator removed it from the client's registration"})
+		default:
+			granted = append(granted, sc)
+		}
+	}
+	if len(granted) == 0 {
+		return nil, problem.New(problem.InvalidScope, "no scope left to grant: %s", scope.Describe(dropped))
+	}
+	return granted, nil
+}
+
+func coveredBy(sc scope.Scope, set []scope.Scope) bool {
+	for _, s := range set {
+		if s.Covers(sc) {
+			return true
+		}
+	}
+	return false
 }
 
 func refreshError(err error) error {

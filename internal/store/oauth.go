@@ -120,6 +120,9 @@ type Grants interface {
 	FindRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Grant, error)
 	// RevokeGrant marks the grant revoked and records a grant revocation.
 	RevokeGrant(ctx context.Context, id string, at time.Time) error
+	// RevokeClientGrants revokes every live grant of a client (and with
+	// them their refresh tokens), in one transaction.
+	RevokeClientGrants(ctx context.Context, clientID string, at time.Time) error
 }
 
 // Revocation kinds: a token is dead when its jti, its grant or its client

@@ -142,6 +142,35 @@ func (db *DB) RevokeGrant(ctx context.Context, id string, at time.Time) error {
 	})
 }
 
+// RevokeClientGrants implements store.Grants.
+func (db *DB) RevokeClientGrants(ctx context.Context, clientID string, at time.Time) error {
+	return db.tx(ctx, 0, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.q("SELECT "+grantColumns+" FROM grants WHERE client_id = ? AND revoked_at = 0"), clientID)
+		if err != nil {
+			return err
+		}
+		var gs []store.Grant
+		for rows.Next() {
+			g, err := scanGrant(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			gs = append(gs, g)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if err := db.revokeGrantTx(ctx, tx, g, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // revokeGrantTx marks g revoked, deletes its refresh tokens and records a
 // grant revocation that lasts until g's absolute end (or a year).
 func (db *DB) revokeGrantTx(ctx context.Context, tx *sql.Tx, g store.Grant, at time.Time) error {

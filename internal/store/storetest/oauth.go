@@ -202,6 +202,27 @@ func testGrantsRotation(t *testing.T, b Backend) {
 	if err := s.RevokeGrant(c, "g2", now.Add(3*time.Hour)); err != nil {
 		t.Errorf("revoking twice: %v", err)
 	}
+	// RevokeClientGrants: every live grant of the client, not others'.
+	newGrant(t, s, "g3", now)
+	newGrant(t, s, "g4", now)
+	other := store.Grant{ID: "g5", ClientID: "other", Subject: "u", Scope: "openid", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateGrant(c, other, &store.RefreshToken{Hash: hash("g5-rt0"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeClientGrants(c, "app", now.Add(4*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g3", "g4"} {
+		if g, _ := s.GetGrant(c, id); g.RevokedAt.IsZero() {
+			t.Errorf("grant %s of the client survived RevokeClientGrants", id)
+		}
+		if _, _, err := s.FindRefreshToken(c, hash(id+"-rt0")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("refresh token of %s survived: %v", id, err)
+		}
+	}
+	if g, _ := s.GetGrant(c, "g5"); !g.RevokedAt.IsZero() {
+		t.Errorf("another client's grant was revoked")
+	}
 }
 
 func testRefreshReuse(t *testing.T, b Backend) {

@@ -1,0 +1,78 @@
+package oauth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"smartgate/internal/config"
+	"smartgate/internal/store"
+)
+
+// FuzzTokenEndpoint posts arbitrary form bodies and Authorization headers
+// to the token endpoint (and, with the same input, to introspection and
+// revocation): no input may panic or cause a 5xx, and every answer is JSON.
+func FuzzTokenEndpoint(f *testing.F) {
+	fx := newOAuthFixture(f, func(c *config.Config) { c.RateLimits.Enabled = false })
+	// Fixed credentials, so the seeds reach past client authentication.
+	fx.storeClient("fuzz-post", "fuzz-secret", store.ClientMetadata{TokenEndpointAuthMethod: "client_secret_post",
+		GrantTypes: []string{"client_credentials"}, Scope: "system/*.rs system/Observation.cruds?category=laboratory"})
+	app := fx.storeClient("fuzz-app", "fuzz-secret", store.ClientMetadata{RedirectURIs: []string{"https://app.example.com/cb"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "launch/patient openid fhirUser patient/*.rs offline_access"})
+	fx.storeClient("fuzz-public", "", store.ClientMetadata{TokenEndpointAuthMethod: "none", RedirectURIs: []string{"http://127.0.0.1/cb"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "patient/*.rs offline_access"})
+	err := fx.st.CreateGrant(context.Background(), store.Grant{ID: "fuzz-grant", ClientID: app.ID, Subject: "u", Scope: "patient/*.rs offline_access",
+		Context: json.RawMessage(`{"patient":"123"}`), CreatedAt: fx.now, ExpiresAt: fx.now.AddDate(1, 0, 0)},
+		&store.RefreshToken{Hash: hashSecret("fuzz-refresh-token"), CreatedAt: fx.now, ExpiresAt: fx.now.AddDate(0, 3, 0)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	basicAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("fuzz-app:fuzz-secret"))
+
+	for _, seed := range []struct{ body, auth string }{
+		{"grant_type=client_credentials&client_id=fuzz-post&client_secret=fuzz-secret", ""},
+		{"grant_type=client_credentials&client_id=fuzz-post&client_secret=fuzz-secret&scope=system/Observation.rs%3Fcategory%3Dlaboratory", ""},
+		{"grant_type=client_credentials&client_id=fuzz-post&client_secret=fuzz-secret&scope=system/Observaton.rs+patient/*.rs", ""},
+		{"grant_type=refresh_token&refresh_token=fuzz-refresh-token", basicAuth},
+		{"grant_type=refresh_token&refresh_token=fuzz-refresh-token&scope=patient/Observation.rs", basicAuth},
+		{"grant_type=refresh_token&refresh_token=x&client_id=fuzz-public", ""},
+		{"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=eyJhbGciOiJFUzM4NCJ9.e30.AA", ""},
+		{"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c.d.e", ""},
+		{"token=fuzz-refresh-token&token_type_hint=refresh_token", basicAuth},
+		{"grant_type=authorization_code&code=x&redirect_uri=https://app.example.com/cb", basicAuth},
+		{"grant_type=password&username=a&password=b", basicAuth},
+		{"scope=a&scope=b", ""},
+		{"%zz=1&=&&&", "Basic %%%"},
+		{"grant_type=client_credentials", "Basic " + base64.StdEncoding.EncodeToString([]byte("%ZZ:%"))},
+		{"grant_type=client_credentials", "Bearer x"},
+		{"", ""},
+		{strings.Repeat("scope=system/*.rs+", 50), ""},
+	} {
+		f.Add(seed.body, seed.auth)
+	}
+	handlers := map[string]handler{"token": fx.s.Token, "introspect": fx.s.Introspect, "revoke": fx.s.Revoke}
+	f.Fuzz(func(t *testing.T, body, auth string) {
+		for name, h := range handlers {
+			r := httptest.NewRequest(http.MethodPost, "/oauth2/"+name, strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if auth != "" {
+				r.Header["Authorization"] = []string{auth}
+			}
+			w := fx.serve(h, r)
+			if w.Code >= 500 {
+				t.Fatalf("%s: status %d for body %q auth %q: %s", name, w.Code, body, auth, w.Body.String())
+			}
+			if w.Code == http.StatusOK && name == "revoke" {
+				continue // RFC 7009: an empty 200
+			}
+			var m map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+				t.Fatalf("%s: status %d with a body that is not JSON (%v): %q", name, w.Code, err, w.Body.String())
+			}
+		}
+	})
+}
