@@ -22,10 +22,22 @@ type assertionClaims struct {
 	Issuer    string          `json:"iss"`
 	Subject   string          `json:"sub"`
 	Audience  json.RawMessage `json:"aud"`
-	Expiry    *json.Number    `json:"exp"`
-	IssuedAt  *json.Number    `json:"iat"`
-	NotBefore *json.Number    `json:"nbf"`
+	Expiry    json.RawMessage `json:"exp"`
+	IssuedAt  json.RawMessage `json:"iat"`
+	NotBefore json.RawMessage `json:"nbf"`
 	JTI       string          `json:"jti"`
+}
+
+// numericDate reads an RFC 7519 NumericDate: a JSON number (not a string).
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	if len(raw) == 0 || raw[0] == '"' {
+		return time.Time{}, false
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || f < 0 || f > 1e11 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
 }
 
 func badAssertion(format string, args ...any) *problem.Error {
@@ -55,9 +67,7 @@ func (s *Server) authenticateAssertion(ctx context.Context, raw, formID string) 
 	// The payload is read before the signature is checked only to learn
 	// which client's keys to check it with.
 	var claims assertionClaims
-	dec := json.NewDecoder(strings.NewReader(string(jws.UnsafePayloadWithoutVerification())))
-	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil {
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
 		return nil, badAssertion("the assertion's payload is not a JSON object of claims")
 	}
 	if claims.Issuer == "" || claims.Subject == "" {
@@ -147,25 +157,26 @@ func (s *Server) checkAssertionClaims(ctx context.Context, c *Client, claims ass
 	if claims.Expiry == nil {
 		return badAssertion("the assertion needs exp (at most %s ahead)", s.Config.Assertions.MaxLifetime.D())
 	}
-	expF, err := claims.Expiry.Float64()
-	if err != nil {
-		return badAssertion("the assertion's exp is not a number of seconds since 1970")
+	exp, ok := numericDate(claims.Expiry)
+	if !ok {
+		return badAssertion("the assertion's exp must be a JSON number of seconds since 1970 (RFC 7519 NumericDate), not a string")
 	}
-	exp := time.Unix(int64(expF), 0)
 	if !now.Add(-skew).Before(exp) {
 		return badAssertion("the assertion expired at %s; sign a fresh one for every token request", exp.UTC().Format(time.RFC3339))
 	}
 	if exp.After(now.Add(s.Config.Assertions.MaxLifetime.D() + skew)) {
 		return badAssertion("the assertion's exp is %s ahead; it must be at most %s ahead", exp.Sub(now).Round(time.Second), s.Config.Assertions.MaxLifetime.D())
 	}
-	if claims.NotBefore != nil {
-		if nbf, err := claims.NotBefore.Float64(); err == nil && time.Unix(int64(nbf), 0).After(now.Add(skew)) {
-			return badAssertion("the assertion's nbf is in the future; check your clock")
+	for name, raw := range map[string]json.RawMessage{"nbf": claims.NotBefore, "iat": claims.IssuedAt} {
+		if raw == nil {
+			continue
 		}
-	}
-	if claims.IssuedAt != nil {
-		if iat, err := claims.IssuedAt.Float64(); err == nil && time.Unix(int64(iat), 0).After(now.Add(skew)) {
-			return badAssertion("the assertion's iat is in the future; check your clock")
+		t, ok := numericDate(raw)
+		if !ok {
+			return badAssertion("the assertion's %s must be a JSON number of seconds since 1970 (RFC 7519 NumericDate)", name)
+		}
+		if t.After(now.Add(skew)) {
+			return badAssertion("the assertion's %s is in the future; check your clock", name)
 		}
 	}
 	if claims.JTI == "" {

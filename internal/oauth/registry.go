@@ -138,10 +138,17 @@ func secretMatches(presented string, hash []byte) bool {
 	return subtle.ConstantTimeCompare(h, hash) == 1
 }
 
+// newClientID returns 128 random bits in base64url that start with a
+// letter or digit, so that an id never reads as a command-line flag.
 func newClientID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	for {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id := base64.RawURLEncoding.EncodeToString(b[:])
+		if id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
 }
 
 // Validate checks and normalises metadata (RFC 7591 §2, the redirect URI

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"smartgate/internal/audit"
 	"smartgate/internal/httpx"
@@ -69,7 +72,8 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := s.authenticate(ctx, r, form)
 	if err != nil {
-		s.audit(ctx, audit.Event{Actor: "client:" + form.Get("client_id"), ClientID: form.Get("client_id"), Action: "token.refuse", Outcome: audit.Failure, Detail: detail("error", string(problem.From(err).ID), "grant_type", form.Get("grant_type"))})
+		id := claimedClientID(r, form)
+		s.audit(ctx, audit.Event{Actor: "client:" + id, ClientID: id, Action: "token.refuse", Outcome: audit.Failure, Detail: detail("error", string(problem.From(err).ID), "grant_type", form.Get("grant_type"))})
 		return err
 	}
 	limitKey := c.ID
@@ -132,6 +136,31 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request) error {
 		m[k] = v
 	}
 	return writeJSON(w, http.StatusOK, m)
+}
+
+// claimedClientID is the client a refused request claimed to be, for the
+// audit log: client_id, the Basic user name, or an assertion's iss.
+func claimedClientID(r *http.Request, form url.Values) string {
+	if id := form.Get("client_id"); id != "" {
+		return id
+	}
+	if id, _, ok := r.BasicAuth(); ok {
+		if u, err := url.QueryUnescape(id); err == nil {
+			return u
+		}
+		return id
+	}
+	if a := form.Get("client_assertion"); a != "" {
+		if jws, err := jose.ParseSigned(a, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.ES256, jose.ES384, jose.PS256, jose.PS384, jose.EdDSA}); err == nil {
+			var c struct {
+				Iss string `json:"iss"`
+			}
+			if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c) == nil && len(c.Iss) <= 64 {
+				return c.Iss
+			}
+		}
+	}
+	return ""
 }
 
 func contains(xs []string, x string) bool {
