@@ -345,7 +345,10 @@ func clientUpdateCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func clientStatusCmd(g *globals, use, status, short string) *cobra.Command {
+// clientAction builds a command that acts on one existing client: it
+// opens the data, checks the client exists, runs act, audits the action
+// and prints what act returns.
+func clientAction(g *globals, use, short, action string, act func(ctx context.Context, reg *oauth.Registry, id string) (any, func(io.Writer), error)) *cobra.Command {
 	return &cobra.Command{
 		Use:   use + " CLIENT_ID",
 		Short: short,
@@ -356,74 +359,57 @@ func clientStatusCmd(g *globals, use, status, short string) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			if _, err := getClient(cmd.Context(), a, args[0]); err != nil {
+			ctx, id := cmd.Context(), args[0]
+			if _, err := getClient(ctx, a, id); err != nil {
 				return err
 			}
-			c, err := reg.SetStatus(cmd.Context(), args[0], status)
+			res, text, err := act(ctx, reg, id)
 			if err != nil {
 				return err
 			}
-			cliAudit(cmd.Context(), a, "client."+use, c.ID, "")
-			v := view(c, "")
-			return g.print(v, func(w io.Writer) {
-				fmt.Fprintf(w, "client %s is now %s", c.ID, c.Status)
-				if status == store.ClientDisabled {
-					fmt.Fprint(w, "; every token it held is revoked")
-				}
-				fmt.Fprintln(w)
-			})
+			cliAudit(ctx, a, action, id, "")
+			return g.print(res, text)
 		},
 	}
+}
+
+func clientStatusCmd(g *globals, use, status, short string) *cobra.Command {
+	return clientAction(g, use, short, "client."+use, func(ctx context.Context, reg *oauth.Registry, id string) (any, func(io.Writer), error) {
+		c, err := reg.SetStatus(ctx, id, status)
+		if err != nil {
+			return nil, nil, err
+		}
+		return view(c, ""), func(w io.Writer) {
+			fmt.Fprintf(w, "client %s is now %s", c.ID, c.Status)
+			if status == store.ClientDisabled {
+				fmt.Fprint(w, "; every token it held is revoked")
+			}
+			fmt.Fprintln(w)
+		}, nil
+	})
 }
 
 func clientRotateSecretCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rotate-secret CLIENT_ID",
-		Short: "Issue a new client secret (the old one stops working at once)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, reg, err := registry(g, cmd)
+	return clientAction(g, "rotate-secret", "Issue a new client secret (the old one stops working at once)", "client.rotate_secret",
+		func(ctx context.Context, reg *oauth.Registry, id string) (any, func(io.Writer), error) {
+			secret, err := reg.RotateSecret(ctx, id)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
-			defer a.Close()
-			if _, err := getClient(cmd.Context(), a, args[0]); err != nil {
-				return err
-			}
-			secret, err := reg.RotateSecret(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			cliAudit(cmd.Context(), a, "client.rotate_secret", args[0], "")
-			res := map[string]string{"client_id": args[0], "client_secret": secret}
-			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "client_id:      %s\nclient_secret:  %s  (shown once: store it now)\n", args[0], secret)
-			})
-		},
-	}
+			return map[string]string{"client_id": id, "client_secret": secret}, func(w io.Writer) {
+				fmt.Fprintf(w, "client_id:      %s\nclient_secret:  %s  (shown once: store it now)\n", id, secret)
+			}, nil
+		})
 }
 
 func clientDeleteCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete CLIENT_ID",
-		Short: "Delete a client and revoke its tokens",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, reg, err := registry(g, cmd)
-			if err != nil {
-				return err
+	return clientAction(g, "delete", "Delete a client and revoke its tokens", "client.delete",
+		func(ctx context.Context, reg *oauth.Registry, id string) (any, func(io.Writer), error) {
+			if err := reg.Delete(ctx, id); err != nil {
+				return nil, nil, err
 			}
-			defer a.Close()
-			if _, err := getClient(cmd.Context(), a, args[0]); err != nil {
-				return err
-			}
-			if err := reg.Delete(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			cliAudit(cmd.Context(), a, "client.delete", args[0], "")
-			return g.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "deleted client %s\n", args[0]) })
-		},
-	}
+			return map[string]string{"deleted": id}, func(w io.Writer) { fmt.Fprintf(w, "deleted client %s\n", id) }, nil
+		})
 }
 
 func clientInitialTokenCmd(g *globals) *cobra.Command {

@@ -3,6 +3,7 @@ package oauth
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"time"
 
 	"smartgate/internal/audit"
@@ -15,11 +16,7 @@ import (
 // or another client's — is exactly {"active":false} (RFC 7662 §2.2).
 func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	form, err := parseForm(r)
-	if err != nil {
-		return err
-	}
-	caller, err := s.authenticate(ctx, r, form)
+	form, caller, err := s.authenticatedForm(r)
 	if err != nil {
 		return err
 	}
@@ -70,16 +67,23 @@ func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, resp)
 }
 
+// authenticatedForm reads the form of an introspection or revocation
+// request and authenticates its client.
+func (s *Server) authenticatedForm(r *http.Request) (url.Values, *Client, error) {
+	form, err := parseForm(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := s.authenticate(r.Context(), r, form)
+	return form, c, err
+}
+
 // Revoke is POST /oauth2/revoke (RFC 7009). A client revokes its own
 // access tokens (by jti) and refresh tokens (which revokes the whole
 // grant, including its access tokens). Unknown tokens get 200 (§2.2).
 func (s *Server) Revoke(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	form, err := parseForm(r)
-	if err != nil {
-		return err
-	}
-	caller, err := s.authenticate(ctx, r, form)
+	form, caller, err := s.authenticatedForm(r)
 	if err != nil {
 		return err
 	}
