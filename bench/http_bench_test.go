@@ -72,9 +72,21 @@ func BenchmarkJWKSHandler(b *testing.B) {
 
 // newHandler builds a server the way internal/server's tests do.
 func newHandler(b *testing.B) http.Handler {
+	h, _ := newServer(b, nil)
+	return h
+}
+
+// newServer builds a dev-mode server on SQLite, with extra configuration
+// flags (config keys such as "rate_limits.enabled"), and returns its
+// handler and the app under it. Its issuer is http://127.0.0.1:8080.
+func newServer(b *testing.B, extra map[string]string) (http.Handler, *app.App) {
 	b.Helper()
 	dir := b.TempDir()
-	cfg, err := config.Load(config.Options{Flags: map[string]string{"dev": "true", "data_dir": dir}})
+	flags := map[string]string{"dev": "true", "data_dir": dir}
+	for k, v := range extra {
+		flags[k] = v
+	}
+	cfg, err := config.Load(config.Options{Flags: flags})
 	if err != nil {
 		b.Fatalf("config.Load: %v", err)
 	}
@@ -97,7 +109,7 @@ func newHandler(b *testing.B) http.Handler {
 		aw.Close()
 		a.Close()
 	})
-	return srv.Handler()
+	return srv.Handler(), a
 }
 
 // BenchmarkJWKSOverHTTP fetches the JWKS at $BENCH_URL over real HTTP with
