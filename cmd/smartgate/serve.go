@@ -2,6 +2,8 @@ package main
 
 import (
 	"log/slog"
+	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +38,13 @@ SIGTERM or SIGINT shuts down gracefully; SIGHUP reloads the TLS certificate.`,
 				return err
 			}
 			log := g.logger(&cfg.Config, slog.LevelDebug-1)
+			if os.Getenv("GOGC") == "" {
+				// The live heap is small (tens of MB) and the token path
+				// allocates per request: a less eager collector cut CPU per
+				// token request by about 30% and p99 by a third in
+				// bench/peers.sh. GOGC in the environment overrides it.
+				debug.SetGCPercent(400)
+			}
 			a, err := app.Open(cmd.Context(), cfg, log, app.Options{Migrate: true, InitKeys: true})
 			if err != nil {
 				return err

@@ -76,3 +76,30 @@ func FuzzTokenEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDetail: the hand-written audit JSON always parses back to the input.
+func FuzzDetail(f *testing.F) {
+	f.Add("scope", "system/Observation.rs", "x", "q\"uo\\te\n\x01\xff")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		out := detail(k1, v1, k2, v2)
+		var m map[string]string
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("detail produced invalid JSON %q: %v", out, err)
+		}
+		want := map[string]string{}
+		if v1 != "" {
+			want[string([]rune(k1))] = string([]rune(v1))
+		}
+		if v2 != "" {
+			want[string([]rune(k2))] = string([]rune(v2))
+		}
+		if v1 != "" && v2 != "" && string([]rune(k1)) == string([]rune(k2)) {
+			return // duplicate keys: JSON keeps the last
+		}
+		for k, v := range want {
+			if m[k] != v {
+				t.Fatalf("detail(%q,%q,%q,%q) = %s; key %q got %q want %q", k1, v1, k2, v2, out, k, m[k], v)
+			}
+		}
+	})
+}

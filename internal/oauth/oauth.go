@@ -143,14 +143,46 @@ func (s *Server) audit(ctx context.Context, e audit.Event) {
 	}
 }
 
-// detail builds an audit detail object.
+// detail builds an audit detail object from key/value pairs, skipping
+// empty values. It runs on every token request, so it writes the JSON by
+// hand instead of marshalling a map.
 func detail(kv ...string) string {
-	m := make(map[string]string, len(kv)/2)
+	var b strings.Builder
+	b.Grow(64)
+	b.WriteByte('{')
+	first := true
 	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] != "" {
-			m[kv[i]] = kv[i+1]
+		if kv[i+1] == "" {
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		jsonString(&b, kv[i])
+		b.WriteByte(':')
+		jsonString(&b, kv[i+1])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// jsonString writes s as a JSON string (RFC 8259 §7).
+func jsonString(b *strings.Builder, s string) {
+	const hex = "0123456789abcdef"
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20:
+			b.WriteString(`\u00`)
+			b.WriteByte(hex[r>>4])
+			b.WriteByte(hex[r&0xf])
+		default:
+			b.WriteRune(r) // invalid UTF-8 arrives as U+FFFD
 		}
 	}
-	b, _ := json.Marshal(m)
-	return string(b)
+	b.WriteByte('"')
 }

@@ -49,23 +49,23 @@ func (db *DB) PruneRevocations(ctx context.Context, now time.Time) error {
 	})
 }
 
-// UseAssertion implements store.Assertions. An expired row for the same
-// pair is replaced; a live one makes the insert a no-op.
+// UseAssertion implements store.Assertions in one statement (no explicit
+// transaction, a statement prepared once): insert the pair, or take over
+// an expired row for it; a live row makes it change nothing.
 func (db *DB) UseAssertion(ctx context.Context, clientID, jti string, expires, now time.Time) (bool, error) {
-	fresh := false
-	err := db.tx(ctx, 0, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q("DELETE FROM assertion_jtis WHERE client_id = ? AND jti = ? AND expires_at <= ?"), clientID, jti, micros(now)); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, db.q("INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING"), clientID, jti, micros(expires))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		fresh = n == 1
-		return err
+	db.assertOnce.Do(func() {
+		db.assertStmt, db.assertErr = db.w.PrepareContext(context.Background(), db.q(`INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE assertion_jtis.expires_at <= ?`))
 	})
-	return fresh, err
+	if db.assertErr != nil {
+		return false, db.assertErr
+	}
+	res, err := db.assertStmt.ExecContext(ctx, clientID, jti, micros(expires), micros(now))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // PruneAssertions implements store.Assertions.

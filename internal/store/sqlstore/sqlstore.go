@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -36,6 +37,10 @@ type DB struct {
 	r        *sql.DB // readers (PostgreSQL: the same pool as w)
 	dsn      string
 	now      func() time.Time
+
+	assertOnce sync.Once // UseAssertion's statement, prepared on first use
+	assertStmt *sql.Stmt
+	assertErr  error
 }
 
 var _ store.Store = (*DB)(nil)
@@ -169,6 +174,9 @@ func (db *DB) Check(ctx context.Context) error {
 // Close implements store.Admin.
 func (db *DB) Close() error {
 	var errs []error
+	if db.assertStmt != nil {
+		errs = append(errs, db.assertStmt.Close())
+	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
 	}
