@@ -443,7 +443,6 @@ func jwtPart(t *testing.T, v any) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-
 // knownBug reports a known product bug: loudly in the log, and as a
 // failure with SMARTGATE_E2E_STRICT=1 (set it once the bug is fixed).
 func knownBug(t *testing.T, format string, args ...any) {

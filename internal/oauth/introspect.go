@@ -9,6 +9,23 @@ import (
 	"smartgate/internal/audit"
 )
 
+// introspection is an active RFC 7662 §2.2 response with the SMART context.
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope"`
+	ClientID  string `json:"client_id"`
+	Subject   string `json:"sub,omitempty"`
+	Issuer    string `json:"iss"`
+	Audience  string `json:"aud,omitempty"`
+	Expiry    int64  `json:"exp"`
+	IssuedAt  int64  `json:"iat"`
+	JTI       string `json:"jti,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	Patient   string `json:"patient,omitempty"`
+	Encounter string `json:"encounter,omitempty"`
+	FHIRUser  string `json:"fhirUser,omitempty"`
+}
+
 // Introspect is POST /oauth2/introspect (RFC 7662). The caller
 // authenticates as a client; it learns about tokens issued to itself, or
 // about any token when an administrator marked it as a resource server
@@ -29,16 +46,11 @@ func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) error {
 		if c.ClientID != caller.ID && !caller.IntrospectAny {
 			return writeJSON(w, http.StatusOK, inactive)
 		}
-		resp := map[string]any{
-			"active": true, "scope": c.Scope, "client_id": c.ClientID, "sub": c.Subject, "iss": c.Issuer,
-			"aud": c.Audience, "exp": c.Expiry, "iat": c.IssuedAt, "jti": c.JTI, "token_type": "Bearer",
-		}
-		for k, v := range map[string]string{"patient": c.Patient, "encounter": c.Encounter, "fhirUser": c.FHIRUser} {
-			if v != "" {
-				resp[k] = v
-			}
-		}
-		return writeJSON(w, http.StatusOK, resp)
+		return writeJSON(w, http.StatusOK, introspection{
+			Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject, Issuer: c.Issuer,
+			Audience: c.Audience, Expiry: c.Expiry, IssuedAt: c.IssuedAt, JTI: c.JTI, TokenType: "Bearer",
+			Patient: c.Patient, Encounter: c.Encounter, FHIRUser: c.FHIRUser,
+		})
 	}
 	// Not an access token of ours: perhaps a refresh token.
 	if len(raw) > 100 {
@@ -53,18 +65,13 @@ func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) error {
 	if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
 		return writeJSON(w, http.StatusOK, inactive)
 	}
-	resp := map[string]any{
-		"active": true, "scope": g.Scope, "client_id": g.ClientID, "sub": g.Subject, "iss": s.Issuer,
-		"exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(),
-	}
 	var gc grantContext
 	_ = json.Unmarshal(g.Context, &gc)
-	for k, v := range map[string]string{"patient": gc.Patient, "encounter": gc.Encounter, "fhirUser": gc.FHIRUser} {
-		if v != "" {
-			resp[k] = v
-		}
-	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, introspection{
+		Active: true, Scope: g.Scope, ClientID: g.ClientID, Subject: g.Subject, Issuer: s.Issuer,
+		Expiry: rt.ExpiresAt.Unix(), IssuedAt: rt.CreatedAt.Unix(),
+		Patient: gc.Patient, Encounter: gc.Encounter, FHIRUser: gc.FHIRUser,
+	})
 }
 
 // authenticatedForm reads the form of an introspection or revocation
