@@ -95,6 +95,12 @@ func (f *Fetcher) fetch(ctx context.Context, uri string) (*jose.JSONWebKeySet, t
 	// Read one byte past the limit: if it arrives, the body is too large,
 	// whatever Content-Length said (or did not say).
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.opts.MaxBytes+1))
+	if err == nil && ctx.Err() != nil {
+		// The deadline passed while the body streamed: what arrived may be
+		// cut short by a clean end of an HTTP/2 stream, so it is a timeout,
+		// not a malformed set.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, 0, f.classify(ctx, uri, err)
 	}
