@@ -91,7 +91,7 @@ func newServer(b *testing.B, extra map[string]string) (http.Handler, *app.App) {
 		b.Fatalf("config.Load: %v", err)
 	}
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{Migrate: true, InitKeys: true})
+	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{InitKeys: true})
 	if err != nil {
 		b.Fatalf("app.Open: %v", err)
 	}

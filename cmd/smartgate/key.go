@@ -37,7 +37,7 @@ func openData(g *globals, cmd *cobra.Command, initKeys bool) (*app.App, error) {
 	if err := cfg.ValidateData(); err != nil {
 		return nil, err
 	}
-	return app.Open(cmd.Context(), cfg, g.logger(&cfg.Config, slog.LevelWarn), app.Options{Migrate: true, InitKeys: initKeys})
+	return app.Open(cmd.Context(), cfg, g.logger(&cfg.Config, slog.LevelWarn), app.Options{InitKeys: initKeys})
 }
 
 func keyListCmd(g *globals) *cobra.Command {

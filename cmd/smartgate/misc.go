@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"smartgate/internal/app"
-	"smartgate/internal/problem"
-	"smartgate/internal/store/sqlstore"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -54,12 +52,9 @@ func migrateCmd(g *globals) *cobra.Command {
 			if err := cfg.ValidateData(); err != nil {
 				return err
 			}
-			if err := app.Prepare(&cfg.Config); err != nil {
-				return err
-			}
-			st, err := sqlstore.Open(cmd.Context(), cfg.Database, sqlstore.Options{MaxConns: 2})
+			st, err := app.OpenStore(cmd.Context(), &cfg.Config, 2)
 			if err != nil {
-				return problem.Wrap(problem.DatabaseUnreachable, err, "cannot open the database %s; check the database setting", cfg.RedactedDatabase())
+				return err
 			}
 			defer st.Close()
 			applied, err := st.Migrate(cmd.Context())

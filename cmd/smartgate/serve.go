@@ -45,7 +45,7 @@ SIGTERM or SIGINT shuts down gracefully; SIGHUP reloads the TLS certificate.`,
 				// bench/peers.sh. GOGC in the environment overrides it.
 				debug.SetGCPercent(400)
 			}
-			a, err := app.Open(cmd.Context(), cfg, log, app.Options{Migrate: true, InitKeys: true})
+			a, err := app.Open(cmd.Context(), cfg, log, app.Options{InitKeys: true})
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,6 @@ type App struct {
 
 // Options say how much to open.
 type Options struct {
-	Migrate  bool // apply pending migrations (serve and migrate do)
 	InitKeys bool // load the KEK and make sure signing keys exist
 }
 
@@ -60,35 +59,35 @@ func LoadKEK(cfg *config.Config) (*keys.KEK, error) {
 	return keys.LoadKEKFile(cfg.KEKFile)
 }
 
-// Open opens the installation described by cfg.
-func Open(ctx context.Context, cfg *config.Loaded, log *slog.Logger, opts Options) (*App, error) {
-	if err := Prepare(&cfg.Config); err != nil {
+// OpenStore prepares the data dir and opens the configured database
+// without migrating it.
+func OpenStore(ctx context.Context, cfg *config.Config, maxConns int) (*sqlstore.DB, error) {
+	if err := Prepare(cfg); err != nil {
 		return nil, err
 	}
-	st, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Options{MaxConns: cfg.DatabaseMaxConns})
+	st, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Options{MaxConns: maxConns})
 	if err != nil {
 		return nil, problem.Wrap(problem.DatabaseUnreachable, err, "cannot open the database %s; check the database setting", cfg.RedactedDatabase())
 	}
+	return st, nil
+}
+
+// Open opens the installation described by cfg and applies pending
+// migrations (every command that acts on the data runs at the schema it
+// was built for).
+func Open(ctx context.Context, cfg *config.Loaded, log *slog.Logger, opts Options) (*App, error) {
+	st, err := OpenStore(ctx, &cfg.Config, cfg.DatabaseMaxConns)
+	if err != nil {
+		return nil, err
+	}
 	a := &App{Cfg: cfg, Store: st, Log: log}
-	if opts.Migrate {
-		applied, err := st.Migrate(ctx)
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
-		if len(applied) > 0 {
-			log.Info("database migrated", "versions", applied, "dialect", st.Dialect())
-		}
-	} else {
-		cur, latest, err := st.SchemaVersion(ctx)
-		if err != nil {
-			st.Close()
-			return nil, problem.Wrap(problem.DatabaseUnreachable, err, "cannot read the schema version of %s", cfg.RedactedDatabase())
-		}
-		if cur < latest {
-			st.Close()
-			return nil, problem.New(problem.ConfigInvalid, "the database is at schema version %d, this smartgate needs %d; run: smartgate migrate", cur, latest)
-		}
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("database migrated", "versions", applied, "dialect", st.Dialect())
 	}
 	a.Keys = keys.New(st, keys.Options{
 		JWKSMaxAge:       cfg.Keys.JWKSMaxAge.D(),

@@ -178,9 +178,6 @@ func (c *Config) Resolve() {
 	}
 }
 
-// FHIRBase is the FHIR API's base URL: the aud of every access token.
-func (c *Config) FHIRBase() string { return c.Issuer + "/fhir" }
-
 // DevIssuerFor returns the dev-mode issuer for the address the listener
 // really bound (which differs from Listen when the port was 0).
 func DevIssuerFor(addr net.Addr) string {

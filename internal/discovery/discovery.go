@@ -118,16 +118,6 @@ func (d Document) Render(f Features) (doc map[string]any, missing []string) {
 	return doc, missing
 }
 
-// ByPath finds the document served at path.
-func ByPath(path string) (Document, bool) {
-	for _, d := range Documents {
-		if d.Path == path {
-			return d, true
-		}
-	}
-	return Document{}, false
-}
-
 func empty(v any) bool {
 	switch x := v.(type) {
 	case nil:

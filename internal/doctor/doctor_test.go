@@ -107,7 +107,7 @@ func TestDoctorOnFreshAndServedInstallations(t *testing.T) {
 	}
 
 	// After a first start: everything OK.
-	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{Migrate: true, InitKeys: true})
+	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{InitKeys: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func RequestID(next http.Handler) http.Handler {
 func Recover(log *slog.Logger, onPanic func(w http.ResponseWriter, r *http.Request, err error)) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rec := &recorder{ResponseWriter: w}
+			rec := asRecorder(w)
 			defer func() {
 				p := recover()
 				if p == nil {

@@ -59,22 +59,33 @@ func (s *Server) registrationResponse(c *Client, secret, regToken string) regist
 	return resp
 }
 
-// readMetadata decodes a JSON client metadata document.
-func readMetadata(r *http.Request) (store.ClientMetadata, error) {
-	var md store.ClientMetadata
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		return md, problem.New(problem.InvalidRequest, "client registration takes a JSON document: send Content-Type: application/json (RFC 7591 section 3.1)")
+// maxMetadata bounds a client metadata document.
+const maxMetadata = 64 << 10
+
+// requireJSON refuses a registration body that is not JSON (RFC 7591 §3.1).
+func requireJSON(r *http.Request) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return problem.New(problem.InvalidRequest, "client registration takes a JSON document: send Content-Type: application/json (RFC 7591 section 3.1)")
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
+	return nil
+}
+
+// readBody reads a registration body, at most maxMetadata bytes.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxMetadata+1))
 	if err != nil {
-		return md, problem.Wrap(problem.InvalidRequest, err, "the request body could not be read")
+		return nil, problem.Wrap(problem.InvalidRequest, err, "the request body could not be read")
 	}
-	if len(body) > 64<<10 {
-		return md, problem.New(problem.RequestTooLarge, "client metadata is limited to 64 KiB")
+	if len(body) > maxMetadata {
+		return nil, problem.New(problem.RequestTooLarge, "client metadata is limited to 64 KiB")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	if err := dec.Decode(&md); err != nil {
+	return body, nil
+}
+
+// decodeMetadata decodes a JSON client metadata document (RFC 7591 §2).
+func decodeMetadata(body []byte) (store.ClientMetadata, error) {
+	var md store.ClientMetadata
+	if err := json.Unmarshal(body, &md); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return md, problem.New(problem.InvalidClientMetadata, "field %s has the wrong JSON type: it must be %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
@@ -117,7 +128,14 @@ func (s *Server) Register(w http.ResponseWriter, r *http.Request) error {
 				WithHeader("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
 	}
-	md, err := readMetadata(r)
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	md, err := decodeMetadata(body)
 	if err != nil {
 		return err
 	}
@@ -140,10 +158,16 @@ func bearer(r *http.Request) (string, bool) {
 	return "", false
 }
 
+// registrationClient authorises an RFC 7592 request for the client in the
+// path with the registration access token.
+func (s *Server) registrationClient(r *http.Request) (*Client, error) {
+	tok, _ := bearer(r)
+	return s.Clients.CheckRegistrationToken(r.Context(), r.PathValue("client_id"), tok)
+}
+
 // RegistrationRead is GET /oauth2/register/{client_id} (RFC 7592 §2.1).
 func (s *Server) RegistrationRead(w http.ResponseWriter, r *http.Request) error {
-	tok, _ := bearer(r)
-	c, err := s.Clients.CheckRegistrationToken(r.Context(), r.PathValue("client_id"), tok)
+	c, err := s.registrationClient(r)
 	if err != nil {
 		return err
 	}
@@ -160,8 +184,7 @@ func (s *Server) RegistrationRead(w http.ResponseWriter, r *http.Request) error 
 func (s *Server) RegistrationUpdate(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id := r.PathValue("client_id")
-	tok, _ := bearer(r)
-	c, err := s.Clients.CheckRegistrationToken(ctx, id, tok)
+	c, err := s.registrationClient(r)
 	if err != nil {
 		return err
 	}
@@ -169,12 +192,9 @@ func (s *Server) RegistrationUpdate(w http.ResponseWriter, r *http.Request) erro
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
+	body, err := readBody(r)
 	if err != nil {
-		return problem.Wrap(problem.InvalidRequest, err, "the request body could not be read")
-	}
-	if len(body) > 64<<10 {
-		return problem.New(problem.RequestTooLarge, "client metadata is limited to 64 KiB")
+		return err
 	}
 	_ = json.Unmarshal(body, &envelope)
 	if envelope.ClientID != id {
@@ -183,8 +203,10 @@ func (s *Server) RegistrationUpdate(w http.ResponseWriter, r *http.Request) erro
 	if envelope.ClientSecret != "" && !secretMatches(envelope.ClientSecret, c.SecretHash) {
 		return problem.New(problem.InvalidRequest, "client_secret in the body does not match the client's secret; leave it out or send the current one")
 	}
-	r.Body = io.NopCloser(strings.NewReader(string(body)))
-	md, err := readMetadata(r)
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	md, err := decodeMetadata(body)
 	if err != nil {
 		return err
 	}
@@ -204,8 +226,7 @@ func (s *Server) RegistrationUpdate(w http.ResponseWriter, r *http.Request) erro
 func (s *Server) RegistrationDelete(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id := r.PathValue("client_id")
-	tok, _ := bearer(r)
-	if _, err := s.Clients.CheckRegistrationToken(ctx, id, tok); err != nil {
+	if _, err := s.registrationClient(r); err != nil {
 		return err
 	}
 	if err := s.Clients.Delete(ctx, id); err != nil {

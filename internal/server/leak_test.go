@@ -69,7 +69,7 @@ func newTestServer(t *testing.T) *testServer {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, logger, app.Options{Migrate: true, InitKeys: true})
+	a, err := app.Open(ctx, cfg, logger, app.Options{InitKeys: true})
 	if err != nil {
 		t.Fatalf("app.Open: %v", err)
 	}

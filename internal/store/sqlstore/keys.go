@@ -9,14 +9,14 @@ import (
 
 // ListSigningKeys implements store.SigningKeys.
 func (db *DB) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	return listKeys(ctx, db.r, db)
+	return listKeys(ctx, db.r)
 }
 
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func listKeys(ctx context.Context, q querier, db *DB) ([]store.SigningKey, error) {
+func listKeys(ctx context.Context, q querier) ([]store.SigningKey, error) {
 	rows, err := q.QueryContext(ctx, "SELECT kid, alg, public_jwk, private_enc, kek_id, created_at, active_at FROM signing_keys ORDER BY created_at, kid")
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func listKeys(ctx context.Context, q querier, db *DB) ([]store.SigningKey, error
 // UpdateSigningKeys implements store.SigningKeys.
 func (db *DB) UpdateSigningKeys(ctx context.Context, fn func([]store.SigningKey) ([]store.SigningKey, error)) error {
 	return db.tx(ctx, lockKeys, func(tx *sql.Tx) error {
-		existing, err := listKeys(ctx, tx, db)
+		existing, err := listKeys(ctx, tx)
 		if err != nil {
 			return err
 		}
