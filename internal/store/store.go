@@ -27,6 +27,7 @@ type Store interface {
 	Revocations
 	Assertions
 	InitialAccessTokens
+	FHIR
 }
 
 // Admin covers the database itself: schema, health and clock.

@@ -12,10 +12,6 @@ func (db *DB) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	return listKeys(ctx, db.r)
 }
 
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 func listKeys(ctx context.Context, q querier) ([]store.SigningKey, error) {
 	rows, err := q.QueryContext(ctx, "SELECT kid, alg, public_jwk, private_enc, kek_id, created_at, active_at FROM signing_keys ORDER BY created_at, kid")
 	if err != nil {

@@ -43,6 +43,7 @@ func Run(t *testing.T, b Backend) {
 		{"Audit", testAudit},
 	}
 	tests = append(tests, oauthTests()...)
+	tests = append(tests, fhirTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}

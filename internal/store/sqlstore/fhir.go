@@ -1,0 +1,598 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"smartgate/internal/store"
+)
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const resourceColumns = "r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.body"
+
+func scanResource(r rowScanner) (store.Found, error) {
+	var f store.Found
+	var updated int64
+	var deleted int
+	var body string
+	if err := r.Scan(&f.Key, &f.Type, &f.ID, &f.Version, &updated, &deleted, &body); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return f, store.ErrNotFound
+		}
+		return f, err
+	}
+	f.LastUpdated = fromMicros(updated)
+	f.Deleted = deleted != 0
+	if !f.Deleted {
+		f.Body = []byte(body)
+	}
+	return f, nil
+}
+
+// ReadResource implements store.FHIR.
+func (db *DB) ReadResource(ctx context.Context, typ, id string, access store.Cond) (store.Resource, error) {
+	return readResource(ctx, db, db.r, typ, id, access)
+}
+
+func readResource(ctx context.Context, db *DB, q querier, typ, id string, access store.Cond) (store.Resource, error) {
+	f, err := scanResource(q.QueryRowContext(ctx, db.q("SELECT "+resourceColumns+" FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"), typ, id))
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if access != nil {
+		ok, err := db.holds(ctx, q, f.Key, typ, access)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		if !ok {
+			return store.Resource{}, store.ErrAccessDenied
+		}
+	}
+	if f.Deleted {
+		return f.Resource, store.ErrGone
+	}
+	return f.Resource, nil
+}
+
+// holds reports whether the resource with row key rid satisfies c.
+func (db *DB) holds(ctx context.Context, q querier, rid int64, typ string, c store.Cond) (bool, error) {
+	cb := &condBuilder{db: db}
+	where := cb.build(c, "r", typ)
+	args := append([]any{rid}, cb.args...)
+	var one int
+	err := q.QueryRowContext(ctx, db.q("SELECT 1 FROM fhir_resources r WHERE r.rid = ? AND "+where), args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ReadVersion implements store.FHIR.
+func (db *DB) ReadVersion(ctx context.Context, typ, id string, version int64) (store.Resource, error) {
+	var r store.Resource
+	var updated int64
+	var deleted int
+	var body string
+	err := db.r.QueryRowContext(ctx, db.q("SELECT res_type, res_id, version, last_updated, deleted, method, body FROM fhir_history WHERE res_type = ? AND res_id = ? AND version = ?"), typ, id, version).
+		Scan(&r.Type, &r.ID, &r.Version, &updated, &deleted, &r.Method, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, store.ErrNotFound
+	}
+	if err != nil {
+		return r, err
+	}
+	r.LastUpdated, r.Deleted = fromMicros(updated), deleted != 0
+	if !r.Deleted {
+		r.Body = []byte(body)
+	}
+	return r, nil
+}
+
+// Search implements store.FHIR.
+func (db *DB) Search(ctx context.Context, q store.Query) (store.SearchResult, error) {
+	return db.search(ctx, db.r, q)
+}
+
+func (db *DB) search(ctx context.Context, qr querier, q store.Query) (store.SearchResult, error) {
+	res := store.SearchResult{Total: -1}
+	cb := &condBuilder{db: db}
+	where := "r.res_type = ? AND r.deleted = 0"
+	cb.args = append(cb.args, q.Type)
+	if q.Where != nil {
+		where += " AND " + cb.build(q.Where, "r", q.Type)
+	}
+	filterArgs := append([]any(nil), cb.args...)
+	if q.Page.Total {
+		if err := qr.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM fhir_resources r WHERE "+where), filterArgs...).Scan(&res.Total); err != nil {
+			return res, err
+		}
+	}
+	if q.Page.Count <= 0 {
+		return res, nil
+	}
+	var order []string
+	if len(q.Sort) == 0 {
+		if q.Page.After > 0 {
+			where += " AND r.rid > ?"
+			cb.args = append(cb.args, q.Page.After)
+		}
+	} else {
+		for _, s := range q.Sort {
+			dir := ""
+			if s.Desc {
+				dir = " DESC"
+			}
+			// NULLs (no value) last on both engines, whatever the direction.
+			order = append(order, "("+cb.sortExpr(s, q.Type)+") IS NULL", cb.sortExpr(s, q.Type)+dir)
+		}
+	}
+	order = append(order, "r.rid")
+	query := "SELECT " + resourceColumns + " FROM fhir_resources r WHERE " + where + " ORDER BY " + strings.Join(order, ", ") + " LIMIT ?"
+	args := append(cb.args, q.Page.Count+1)
+	if len(q.Sort) > 0 && q.Page.Offset > 0 {
+		query += " OFFSET ?"
+		args = append(args, q.Page.Offset)
+	}
+	rows, err := qr.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return res, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		f, err := scanResource(rows)
+		if err != nil {
+			return res, err
+		}
+		if len(res.Resources) == q.Page.Count {
+			res.More = true
+			break
+		}
+		res.Resources = append(res.Resources, f)
+	}
+	return res, rows.Err()
+}
+
+// Includes implements store.FHIR.
+func (db *DB) Includes(ctx context.Context, from []int64, inc store.Include, limit int) ([]store.Found, error) {
+	if len(from) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	var query string
+	args := []any{}
+	keys := placeholders(len(from))
+	if inc.Rev {
+		query = "SELECT DISTINCT " + resourceColumns + " FROM fhir_ref f JOIN fhir_resources src ON src.res_type = f.target_type AND src.res_id = f.target_id JOIN fhir_resources r ON r.rid = f.rid" +
+			" WHERE src.rid IN (" + keys + ") AND f.res_type = ? AND f.param = ? AND r.deleted = 0"
+		for _, k := range from {
+			args = append(args, k)
+		}
+		args = append(args, inc.SourceType, inc.Param)
+	} else {
+		query = "SELECT DISTINCT " + resourceColumns + " FROM fhir_ref f JOIN fhir_resources r ON r.res_type = f.target_type AND r.res_id = f.target_id" +
+			" WHERE f.rid IN (" + keys + ") AND f.res_type = ? AND f.param = ? AND r.deleted = 0"
+		for _, k := range from {
+			args = append(args, k)
+		}
+		args = append(args, inc.SourceType, inc.Param)
+		if inc.TargetType != "" {
+			query += " AND r.res_type = ?"
+			args = append(args, inc.TargetType)
+		}
+	}
+	query += " ORDER BY r.rid LIMIT ?"
+	args = append(args, limit)
+	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Found
+	for rows.Next() {
+		f, err := scanResource(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// History implements store.FHIR.
+func (db *DB) History(ctx context.Context, q store.HistoryQuery) ([]store.HistoryEntry, bool, error) {
+	var where []string
+	var args []any
+	if q.Type != "" {
+		where = append(where, "res_type = ?")
+		args = append(args, q.Type)
+	}
+	if q.ID != "" {
+		where = append(where, "res_id = ?")
+		args = append(args, q.ID)
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "last_updated >= ?")
+		args = append(args, micros(q.Since))
+	}
+	if !q.At.IsZero() {
+		where = append(where, "last_updated <= ?")
+		args = append(args, micros(q.At))
+	}
+	if q.BeforeKey > 0 {
+		where = append(where, "(last_updated < ? OR (last_updated = ? AND hid < ?))")
+		bt := micros(q.BeforeTime)
+		args = append(args, bt, bt, q.BeforeKey)
+	}
+	if q.Count <= 0 {
+		q.Count = 50
+	}
+	query := "SELECT hid, res_type, res_id, version, last_updated, deleted, method, body FROM fhir_history"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY last_updated DESC, hid DESC LIMIT ?"
+	args = append(args, q.Count+1)
+	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var out []store.HistoryEntry
+	more := false
+	for rows.Next() {
+		var e store.HistoryEntry
+		var updated int64
+		var deleted int
+		var body string
+		if err := rows.Scan(&e.Key, &e.Type, &e.ID, &e.Version, &updated, &deleted, &e.Method, &body); err != nil {
+			return nil, false, err
+		}
+		if len(out) == q.Count {
+			more = true
+			break
+		}
+		e.LastUpdated, e.Deleted = fromMicros(updated), deleted != 0
+		if !e.Deleted {
+			e.Body = []byte(body)
+		}
+		out = append(out, e)
+	}
+	return out, more, rows.Err()
+}
+
+// WriteFHIR implements store.FHIR.
+func (db *DB) WriteFHIR(ctx context.Context, fn func(tx store.FHIRTx) error) error {
+	return db.tx(ctx, 0, func(t *sql.Tx) error {
+		return fn(&fhirTx{db: db, tx: t})
+	})
+}
+
+type fhirTx struct {
+	db *DB
+	tx *sql.Tx
+}
+
+func (t *fhirTx) Current(ctx context.Context, typ, id string) (store.Resource, error) {
+	return readResource(ctx, t.db, t.tx, typ, id, nil)
+}
+
+func (t *fhirTx) Search(ctx context.Context, q store.Query) (store.SearchResult, error) {
+	return t.db.search(ctx, t.tx, q)
+}
+
+func (t *fhirTx) Lock(ctx context.Context, key string) error {
+	if !t.db.postgres {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte("fhir:" + key))
+	_, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64()))
+	return err
+}
+
+// Put implements store.FHIRTx.
+func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error) {
+	db, tx := t.db, t.tx
+	lock := ""
+	if db.postgres {
+		lock = " FOR UPDATE"
+	}
+	cur, err := scanResource(tx.QueryRowContext(ctx, db.q("SELECT "+resourceColumns+" FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"+lock), w.Type, w.ID))
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Resource{}, err
+	}
+	if exists && !cur.Deleted && w.Access != nil {
+		ok, err := db.holds(ctx, tx, cur.Key, w.Type, w.Access)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		if !ok {
+			return store.Resource{}, store.ErrAccessDenied
+		}
+	}
+	if w.IfMatch != 0 && (!exists || cur.Version != w.IfMatch) {
+		return store.Resource{}, store.ErrVersionConflict
+	}
+	if w.MustExist && !exists {
+		return store.Resource{}, store.ErrNotFound
+	}
+	now := db.now().UTC()
+	if exists && !now.After(cur.LastUpdated) {
+		// lastUpdated never goes backwards for one resource, even when the
+		// clock does or two writes fall in one microsecond.
+		now = cur.LastUpdated.Add(time.Microsecond)
+	}
+	if w.Delete {
+		if !exists || cur.Deleted {
+			return store.Resource{}, nil
+		}
+		r := store.Resource{Type: w.Type, ID: w.ID, Version: cur.Version + 1, LastUpdated: now, Deleted: true, Method: "delete"}
+		if _, err := tx.ExecContext(ctx, db.q("UPDATE fhir_resources SET version = ?, last_updated = ?, deleted = 1, body = '' WHERE rid = ?"), r.Version, micros(now), cur.Key); err != nil {
+			return store.Resource{}, err
+		}
+		if err := t.history(ctx, cur.Key, r, ""); err != nil {
+			return store.Resource{}, err
+		}
+		return r, nil
+	}
+	r := store.Resource{Type: w.Type, ID: w.ID, Version: 1, LastUpdated: now, Method: "create"}
+	if exists {
+		r.Version = cur.Version + 1
+		r.Method = "update"
+	}
+	body, err := SetMeta(w.Body, w.Type, w.ID, r.Version, now)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	r.Body = body
+	rid := cur.Key
+	if exists {
+		if _, err := tx.ExecContext(ctx, db.q("UPDATE fhir_resources SET version = ?, last_updated = ?, deleted = 0, body = ? WHERE rid = ?"), r.Version, micros(now), string(body), rid); err != nil {
+			return store.Resource{}, err
+		}
+		if err := t.clearIndex(ctx, rid); err != nil {
+			return store.Resource{}, err
+		}
+	} else {
+		if err := tx.QueryRowContext(ctx, db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, 0, ?) RETURNING rid"),
+			w.Type, w.ID, r.Version, micros(now), string(body)).Scan(&rid); err != nil {
+			return store.Resource{}, err
+		}
+	}
+	if err := t.history(ctx, rid, r, string(body)); err != nil {
+		return store.Resource{}, err
+	}
+	if err := t.index(ctx, rid, w.Type, w.ID, w.Index); err != nil {
+		return store.Resource{}, err
+	}
+	if w.Access != nil {
+		ok, err := db.holds(ctx, tx, rid, w.Type, w.Access)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		if !ok {
+			return store.Resource{}, store.ErrAccessDenied
+		}
+	}
+	return r, nil
+}
+
+func (t *fhirTx) history(ctx context.Context, rid int64, r store.Resource, body string) error {
+	deleted := 0
+	if r.Deleted {
+		deleted = 1
+	}
+	_, err := t.tx.ExecContext(ctx, t.db.q("INSERT INTO fhir_history (rid, res_type, res_id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+		rid, r.Type, r.ID, r.Version, micros(r.LastUpdated), deleted, r.Method, body)
+	return err
+}
+
+var indexTables = []string{"fhir_token", "fhir_string", "fhir_ref", "fhir_date", "fhir_quantity", "fhir_number", "fhir_uri"}
+
+func (t *fhirTx) clearIndex(ctx context.Context, rid int64) error {
+	for _, table := range indexTables {
+		if _, err := t.tx.ExecContext(ctx, t.db.q("DELETE FROM "+table+" WHERE rid = ?"), rid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// index writes the index rows and memberships of one resource version.
+func (t *fhirTx) index(ctx context.Context, rid int64, typ, id string, ix store.Index) error {
+	ins := &batchInsert{ctx: ctx, t: t, rid: rid, typ: typ}
+	for _, r := range ix.Tokens {
+		ins.add("fhir_token", "param, system, code, text", r.Param, r.System, r.Code, r.Text)
+	}
+	for _, r := range ix.Strings {
+		ins.add("fhir_string", "param, norm, exact", r.Param, r.Norm, r.Exact)
+	}
+	for _, r := range ix.Refs {
+		ins.add("fhir_ref", "param, target_type, target_id, url, ident_system, ident_value", r.Param, r.Type, r.ID, r.URL, r.IdentSystem, r.IdentValue)
+	}
+	for _, r := range ix.Dates {
+		ins.add("fhir_date", "param, low, high", r.Param, r.Low, r.High)
+	}
+	for _, r := range ix.Quantities {
+		ins.add("fhir_quantity", "param, value, system, code, unit", r.Param, r.Value, r.System, r.Code, r.Unit)
+	}
+	for _, r := range ix.Numbers {
+		ins.add("fhir_number", "param, value", r.Param, r.Value)
+	}
+	for _, r := range ix.URIs {
+		ins.add("fhir_uri", "param, value", r.Param, r.Value)
+	}
+	if err := ins.flush(); err != nil {
+		return err
+	}
+	db, tx := t.db, t.tx
+	// Memberships by the resource's own content, then those it gives others.
+	if _, err := tx.ExecContext(ctx, db.q("DELETE FROM fhir_compartment WHERE res_type = ? AND res_id = ? AND via = ''"), typ, id); err != nil {
+		return err
+	}
+	for _, p := range dedupe(ix.Patients) {
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, '')"), typ, id, p); err != nil {
+			return err
+		}
+	}
+	via := typ + "/" + id
+	if _, err := tx.ExecContext(ctx, db.q("DELETE FROM fhir_compartment WHERE via = ?"), via); err != nil {
+		return err
+	}
+	seen := map[store.Membership]bool{}
+	for _, m := range ix.Links {
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, ?)"), m.Type, m.ID, m.Patient, via); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dedupe(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	n := 0
+	for i, v := range out {
+		if i == 0 || v != out[n-1] {
+			out[n] = v
+			n++
+		}
+	}
+	return out[:n]
+}
+
+// batchInsert groups index rows into multi-row INSERTs, one table at a time.
+type batchInsert struct {
+	ctx   context.Context
+	t     *fhirTx
+	rid   int64
+	typ   string
+	table string
+	cols  string
+	n     int
+	rows  []string
+	args  []any
+	err   error // the first failed flush; later adds are skipped
+}
+
+const maxBatchRows = 200
+
+func (b *batchInsert) add(table, cols string, vals ...any) {
+	if b.err != nil {
+		return
+	}
+	if b.table != table || len(b.rows) >= maxBatchRows {
+		if b.err = b.flush(); b.err != nil {
+			return
+		}
+		b.table, b.cols = table, cols
+	}
+	b.rows = append(b.rows, "(?, ?"+strings.Repeat(", ?", len(vals))+")")
+	b.args = append(b.args, b.rid, b.typ)
+	b.args = append(b.args, vals...)
+}
+
+func (b *batchInsert) flush() error {
+	if b.err != nil {
+		return b.err
+	}
+	if len(b.rows) == 0 {
+		return nil
+	}
+	q := "INSERT INTO " + b.table + " (rid, res_type, " + b.cols + ") VALUES " + strings.Join(b.rows, ", ")
+	_, err := b.t.tx.ExecContext(b.ctx, b.t.db.q(q), b.args...)
+	b.rows, b.args = b.rows[:0], b.args[:0]
+	return err
+}
+
+// SetMeta returns body with id, meta.versionId and meta.lastUpdated set,
+// resourceType and id first and the other members in their original order.
+func SetMeta(body []byte, typ, id string, version int64, at time.Time) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("resource body is not a JSON object")
+	}
+	type member struct {
+		key string
+		raw json.RawMessage
+	}
+	var members []member
+	var meta json.RawMessage
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := kt.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		switch key {
+		case "resourceType", "id":
+		case "meta":
+			meta = raw
+		default:
+			members = append(members, member{key, raw})
+		}
+	}
+	metaObj := map[string]json.RawMessage{}
+	if len(meta) > 0 && string(meta) != "null" {
+		if err := json.Unmarshal(meta, &metaObj); err != nil {
+			return nil, fmt.Errorf("meta is not a JSON object")
+		}
+	}
+	metaObj["versionId"], _ = json.Marshal(strconv.FormatInt(version, 10))
+	metaObj["lastUpdated"], _ = json.Marshal(at.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+	metaJSON, err := json.Marshal(metaObj)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(len(body) + 80)
+	b.WriteString(`{"resourceType":`)
+	tj, _ := json.Marshal(typ)
+	b.Write(tj)
+	b.WriteString(`,"id":`)
+	ij, _ := json.Marshal(id)
+	b.Write(ij)
+	b.WriteString(`,"meta":`)
+	b.Write(metaJSON)
+	for _, m := range members {
+		b.WriteByte(',')
+		kj, _ := json.Marshal(m.key)
+		b.Write(kj)
+		b.WriteByte(':')
+		b.Write(m.raw)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return "?" + strings.Repeat(", ?", n-1)
+}

@@ -1,0 +1,419 @@
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"smartgate/internal/store"
+)
+
+func fhirTests() []struct {
+	name string
+	fn   func(t *testing.T, b Backend)
+} {
+	return []struct {
+		name string
+		fn   func(t *testing.T, b Backend)
+	}{
+		{"FHIRVersions", testFHIRVersions},
+		{"FHIRTransactionRollback", testFHIRRollback},
+		{"FHIRSearchConditions", testFHIRSearch},
+		{"FHIRPagingAndSort", testFHIRPaging},
+		{"FHIRCompartmentAndAccess", testFHIRAccess},
+		{"FHIRIncludesAndHistory", testFHIRIncludes},
+	}
+}
+
+func put(t *testing.T, s store.Store, w store.Write) store.Resource {
+	t.Helper()
+	var r store.Resource
+	err := s.WriteFHIR(ctx(t), func(tx store.FHIRTx) error {
+		var err error
+		r, err = tx.Put(ctx(t), w)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Put %s/%s: %v", w.Type, w.ID, err)
+	}
+	return r
+}
+
+func obs(id, patient, code string, day int) store.Write {
+	low := time.Date(2024, 1, day, 0, 0, 0, 0, time.UTC).UnixMicro()
+	return store.Write{
+		Type: "Observation", ID: id,
+		Body: []byte(fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":"final","meta":{"source":"x"},"subject":{"reference":"Patient/%s"}}`, id, patient)),
+		Index: store.Index{
+			Tokens:     []store.TokenIndex{{Param: "code", System: "http://loinc.org", Code: code, Text: "code " + code}, {Param: "status", Code: "final"}},
+			Refs:       []store.RefIndex{{Param: "subject", Type: "Patient", ID: patient}, {Param: "patient", Type: "Patient", ID: patient}},
+			Dates:      []store.DateIndex{{Param: "date", Low: low, High: low + 86400e6}},
+			Quantities: []store.QuantityIndex{{Param: "value-quantity", Value: float64(day) + 0.5, System: "http://unitsofmeasure.org", Code: "kg", Unit: "kg"}},
+			Patients:   []string{patient},
+		},
+	}
+}
+
+func patient(id, family string) store.Write {
+	return store.Write{
+		Type: "Patient", ID: id,
+		Body: []byte(fmt.Sprintf(`{"resourceType":"Patient","name":[{"family":%q}]}`, family)),
+		Index: store.Index{
+			Strings:  []store.StringIndex{{Param: "family", Norm: family, Exact: family}, {Param: "name", Norm: family, Exact: family}},
+			URIs:     []store.URIIndex{{Param: "_profile", Value: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"}},
+			Numbers:  []store.NumberIndex{{Param: "n", Value: float64(len(family))}},
+			Patients: []string{id},
+		},
+	}
+}
+
+func testFHIRVersions(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	r1 := put(t, s, patient("p1", "shaw"))
+	if r1.Version != 1 || r1.Method != "create" {
+		t.Fatalf("first put = version %d %s, want 1 create", r1.Version, r1.Method)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(r1.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := body["meta"].(map[string]any)
+	if body["id"] != "p1" || meta["versionId"] != "1" || meta["lastUpdated"] == nil {
+		t.Fatalf("stored body lacks id/meta: %s", r1.Body)
+	}
+	r2 := put(t, s, patient("p1", "shaw-jones"))
+	if r2.Version != 2 || r2.Method != "update" || !r2.LastUpdated.After(r1.LastUpdated) {
+		t.Fatalf("second put = %+v", r2)
+	}
+	// If-Match on a stale version, and an update that must not create.
+	err := s.WriteFHIR(c, func(tx store.FHIRTx) error {
+		w := patient("p1", "x")
+		w.IfMatch = 1
+		_, err := tx.Put(c, w)
+		return err
+	})
+	if !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("stale IfMatch: %v, want ErrVersionConflict", err)
+	}
+	err = s.WriteFHIR(c, func(tx store.FHIRTx) error {
+		w := patient("nope", "x")
+		w.MustExist = true
+		_, err := tx.Put(c, w)
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("MustExist on a new id: %v, want ErrNotFound", err)
+	}
+	got, err := s.ReadResource(c, "Patient", "p1", nil)
+	if err != nil || got.Version != 2 {
+		t.Fatalf("read = %+v, %v", got, err)
+	}
+	old, err := s.ReadVersion(c, "Patient", "p1", 1)
+	if err != nil || string(old.Body) != string(r1.Body) {
+		t.Fatalf("vread 1 = %s, %v; want %s", old.Body, err, r1.Body)
+	}
+	if _, err := s.ReadVersion(c, "Patient", "p1", 9); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("vread 9: %v", err)
+	}
+	d := put(t, s, store.Write{Type: "Patient", ID: "p1", Delete: true})
+	if d.Version != 3 || !d.Deleted {
+		t.Fatalf("delete = %+v", d)
+	}
+	if _, err := s.ReadResource(c, "Patient", "p1", nil); !errors.Is(err, store.ErrGone) {
+		t.Fatalf("read after delete: %v, want ErrGone", err)
+	}
+	if _, err := s.ReadResource(c, "Patient", "never", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read of a never-written id: %v", err)
+	}
+	// A second delete is a no-op; a search no longer finds it.
+	if d2 := put(t, s, store.Write{Type: "Patient", ID: "p1", Delete: true}); d2.Version != 0 {
+		t.Fatalf("second delete stored version %d", d2.Version)
+	}
+	res, err := s.Search(c, store.Query{Type: "Patient", Page: store.Page{Count: 10, Total: true}})
+	if err != nil || res.Total != 0 || len(res.Resources) != 0 {
+		t.Fatalf("search after delete = %+v, %v", res, err)
+	}
+	// Re-creating after a delete continues the version sequence.
+	if r := put(t, s, patient("p1", "back")); r.Version != 4 {
+		t.Fatalf("re-create = version %d, want 4", r.Version)
+	}
+	h, more, err := s.History(c, store.HistoryQuery{Type: "Patient", ID: "p1", Count: 10})
+	if err != nil || more || len(h) != 4 {
+		t.Fatalf("history = %d entries, more %v, %v", len(h), more, err)
+	}
+	var versions []int64
+	for _, e := range h {
+		versions = append(versions, e.Version)
+	}
+	if !slices.Equal(versions, []int64{4, 3, 2, 1}) || !h[1].Deleted || h[1].Method != "delete" {
+		t.Fatalf("history versions = %v (deleted %v)", versions, h[1].Deleted)
+	}
+}
+
+func testFHIRRollback(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	put(t, s, patient("p1", "shaw"))
+	boom := errors.New("boom")
+	err := s.WriteFHIR(c, func(tx store.FHIRTx) error {
+		if _, err := tx.Put(c, patient("p1", "changed")); err != nil {
+			return err
+		}
+		if _, err := tx.Put(c, obs("o1", "p1", "1234-5", 1)); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("WriteFHIR = %v, want boom", err)
+	}
+	got, err := s.ReadResource(c, "Patient", "p1", nil)
+	if err != nil || got.Version != 1 {
+		t.Fatalf("after rollback Patient = v%d, %v", got.Version, err)
+	}
+	if _, err := s.ReadResource(c, "Observation", "o1", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after rollback Observation: %v", err)
+	}
+	res, err := s.Search(c, store.Query{Type: "Patient", Where: store.StringMatch{Param: "family", Value: "changed"}, Page: store.Page{Count: 5}})
+	if err != nil || len(res.Resources) != 0 {
+		t.Fatalf("rolled-back index rows are searchable: %+v, %v", res, err)
+	}
+}
+
+func ids(res store.SearchResult) []string {
+	var out []string
+	for _, f := range res.Resources {
+		out = append(out, f.ID)
+	}
+	return out
+}
+
+func testFHIRSearch(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	put(t, s, patient("p1", "shaw"))
+	put(t, s, patient("p2", "shawn"))
+	put(t, s, patient("p3", "álvarez"))
+	for i, code := range []string{"a", "b", "a", "c"} {
+		pat := "p1"
+		if i%2 == 1 {
+			pat = "p2"
+		}
+		put(t, s, obs(fmt.Sprintf("o%d", i+1), pat, code, i+1))
+	}
+	day := func(d int) int64 { return time.Date(2024, 1, d, 0, 0, 0, 0, time.UTC).UnixMicro() }
+	cases := []struct {
+		name string
+		typ  string
+		cond store.Cond
+		want []string
+	}{
+		{"token code+system", "Observation", store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}, []string{"o1", "o3"}},
+		{"token any system", "Observation", store.TokenMatch{Param: "code", AnySystem: true, Code: "b"}, []string{"o2"}},
+		{"token no system", "Observation", store.TokenMatch{Param: "code", Code: "b"}, nil},
+		{"token system only", "Observation", store.TokenMatch{Param: "code", System: "http://loinc.org", AnyCode: true}, []string{"o1", "o2", "o3", "o4"}},
+		{"token text", "Observation", store.TokenMatch{Param: "code", Text: "code c"}, []string{"o4"}},
+		{"token text word start", "Observation", store.TokenMatch{Param: "code", Text: "b"}, []string{"o2"}},
+		{"token :not", "Observation", store.Not{Cond: store.TokenMatch{Param: "code", AnySystem: true, Code: "a"}}, []string{"o2", "o4"}},
+		{"string prefix", "Patient", store.StringMatch{Param: "family", Value: "shaw"}, []string{"p1", "p2"}},
+		{"string exact", "Patient", store.StringMatch{Param: "family", Value: "shaw", Mode: store.StringExact}, []string{"p1"}},
+		{"string contains", "Patient", store.StringMatch{Param: "family", Value: "var", Mode: store.StringContains}, []string{"p3"}},
+		{"string like metacharacters are literal", "Patient", store.StringMatch{Param: "family", Value: "%", Mode: store.StringContains}, nil},
+		{"reference", "Observation", store.RefMatch{Param: "subject", Type: "Patient", ID: "p2"}, []string{"o2", "o4"}},
+		{"reference any type", "Observation", store.RefMatch{Param: "subject", ID: "p1"}, []string{"o1", "o3"}},
+		{"or", "Observation", store.Or{store.TokenMatch{Param: "code", AnySystem: true, Code: "b"}, store.TokenMatch{Param: "code", AnySystem: true, Code: "c"}}, []string{"o2", "o4"}},
+		{"and", "Observation", store.And{store.RefMatch{Param: "subject", ID: "p1"}, store.TokenMatch{Param: "code", AnySystem: true, Code: "a"}}, []string{"o1", "o3"}},
+		{"id", "Observation", store.IDIn{IDs: []string{"o2", "o9"}}, []string{"o2"}},
+		{"date eq day", "Observation", store.DateMatch{Param: "date", Prefix: store.EQ, Low: day(2), High: day(3)}, []string{"o2"}},
+		{"date eq month", "Observation", store.DateMatch{Param: "date", Prefix: store.EQ, Low: day(1), High: time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC).UnixMicro()}, []string{"o1", "o2", "o3", "o4"}},
+		{"date gt", "Observation", store.DateMatch{Param: "date", Prefix: store.GT, Low: day(2), High: day(3)}, []string{"o3", "o4"}},
+		{"date ge", "Observation", store.DateMatch{Param: "date", Prefix: store.GE, Low: day(2), High: day(3)}, []string{"o2", "o3", "o4"}},
+		{"date lt", "Observation", store.DateMatch{Param: "date", Prefix: store.LT, Low: day(2), High: day(3)}, []string{"o1"}},
+		{"date le", "Observation", store.DateMatch{Param: "date", Prefix: store.LE, Low: day(2), High: day(3)}, []string{"o1", "o2"}},
+		{"date ne", "Observation", store.DateMatch{Param: "date", Prefix: store.NE, Low: day(2), High: day(3)}, []string{"o1", "o3", "o4"}},
+		{"date sa", "Observation", store.DateMatch{Param: "date", Prefix: store.SA, Low: day(2), High: day(3)}, []string{"o3", "o4"}},
+		{"date eb", "Observation", store.DateMatch{Param: "date", Prefix: store.EB, Low: day(3), High: day(4)}, []string{"o1", "o2"}},
+		{"lastUpdated", "Observation", store.DateMatch{Param: "_lastUpdated", Prefix: store.GT, Low: 0, High: day(1)}, []string{"o1", "o2", "o3", "o4"}},
+		{"quantity eq range", "Observation", store.NumberMatch{Param: "value-quantity", Quantity: true, Prefix: store.EQ, Low: 2.45, High: 2.55}, []string{"o2"}},
+		{"quantity gt with code", "Observation", store.NumberMatch{Param: "value-quantity", Quantity: true, Prefix: store.GT, Value: 2.5, System: "http://unitsofmeasure.org", Code: "kg"}, []string{"o3", "o4"}},
+		{"quantity wrong unit", "Observation", store.NumberMatch{Param: "value-quantity", Quantity: true, Prefix: store.GT, Value: 0, Code: "lb"}, nil},
+		{"number le", "Patient", store.NumberMatch{Param: "n", Prefix: store.LE, Value: 4}, []string{"p1"}},
+		{"uri exact", "Patient", store.URIMatch{Param: "_profile", Value: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"}, []string{"p1", "p2", "p3"}},
+		{"uri below", "Patient", store.URIMatch{Param: "_profile", Value: "http://hl7.org/fhir/us/core/", Below: true}, []string{"p1", "p2", "p3"}},
+		{"uri above", "Patient", store.URIMatch{Param: "_profile", Value: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient|6.1.0", Above: true}, []string{"p1", "p2", "p3"}},
+		{"missing true", "Patient", store.Missing{Kind: "token", Param: "gender", Missing: true}, []string{"p1", "p2", "p3"}},
+		{"missing false", "Observation", store.Missing{Kind: "date", Param: "date"}, []string{"o1", "o2", "o3", "o4"}},
+		{"chain", "Observation", store.Chain{Param: "subject", TargetType: "Patient", Where: store.StringMatch{Param: "family", Value: "shawn", Mode: store.StringExact}}, []string{"o2", "o4"}},
+		{"compartment", "Observation", store.InCompartment{Patients: []string{"p2"}}, []string{"o2", "o4"}},
+		{"empty or", "Observation", store.Or{}, nil},
+	}
+	for _, tc := range cases {
+		res, err := s.Search(c, store.Query{Type: tc.typ, Where: tc.cond, Page: store.Page{Count: 50, Total: true}})
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		got := ids(res)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) || res.Total != len(tc.want) {
+			t.Errorf("%s: got %v (total %d), want %v", tc.name, got, res.Total, tc.want)
+		}
+	}
+}
+
+func testFHIRPaging(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	for i := 1; i <= 7; i++ {
+		put(t, s, obs(fmt.Sprintf("o%d", i), "p1", "a", 8-i)) // dates descending with id
+	}
+	var seen []string
+	var after int64
+	for page := 0; page < 10; page++ {
+		res, err := s.Search(c, store.Query{Type: "Observation", Page: store.Page{Count: 3, After: after}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, ids(res)...)
+		if !res.More {
+			break
+		}
+		after = res.Resources[len(res.Resources)-1].Key
+		if page == 0 {
+			// A resource created between pages appears at the end, not twice.
+			put(t, s, obs("o8", "p1", "a", 20))
+		}
+	}
+	if want := []string{"o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8"}; !slices.Equal(seen, want) {
+		t.Fatalf("keyset pages = %v, want %v", seen, want)
+	}
+	res, err := s.Search(c, store.Query{Type: "Observation", Sort: []store.Sort{{Param: "date", Kind: "date"}}, Page: store.Page{Count: 3, Offset: 3}})
+	if err != nil || !slices.Equal(ids(res), []string{"o4", "o3", "o2"}) || !res.More {
+		t.Fatalf("sort by date, second page = %v more=%v, %v", ids(res), res.More, err)
+	}
+	res, err = s.Search(c, store.Query{Type: "Observation", Sort: []store.Sort{{Param: "code", Kind: "token"}, {Param: "date", Kind: "date", Desc: true}}, Page: store.Page{Count: 2}})
+	if err != nil || !slices.Equal(ids(res), []string{"o8", "o1"}) {
+		t.Fatalf("sort by code, -date = %v, %v", ids(res), err)
+	}
+	// Resources without the sort value come last in both directions.
+	put(t, s, store.Write{Type: "Observation", ID: "nodate", Body: []byte(`{"resourceType":"Observation"}`)})
+	for _, desc := range []bool{false, true} {
+		res, err = s.Search(c, store.Query{Type: "Observation", Sort: []store.Sort{{Param: "date", Kind: "date", Desc: desc}}, Page: store.Page{Count: 20}})
+		if err != nil || len(res.Resources) != 9 || res.Resources[8].ID != "nodate" {
+			t.Fatalf("sort desc=%v: %v, %v", desc, ids(res), err)
+		}
+	}
+	res, err = s.Search(c, store.Query{Type: "Observation", Page: store.Page{Count: 0, Total: true}})
+	if err != nil || res.Total != 9 || len(res.Resources) != 0 {
+		t.Fatalf("count-only = %+v, %v", res, err)
+	}
+}
+
+func testFHIRAccess(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	put(t, s, patient("p1", "a"))
+	put(t, s, patient("p2", "b"))
+	put(t, s, obs("o1", "p1", "lab", 1))
+	put(t, s, obs("o2", "p2", "lab", 1))
+	mine := store.InCompartment{Patients: []string{"p1"}}
+	if _, err := s.ReadResource(c, "Observation", "o1", mine); err != nil {
+		t.Fatalf("own resource: %v", err)
+	}
+	if _, err := s.ReadResource(c, "Observation", "o2", mine); !errors.Is(err, store.ErrAccessDenied) {
+		t.Fatalf("other patient's resource: %v, want ErrAccessDenied", err)
+	}
+	// A deleted resource of another patient is still denied (not "gone").
+	put(t, s, store.Write{Type: "Observation", ID: "o2", Delete: true})
+	if _, err := s.ReadResource(c, "Observation", "o2", mine); !errors.Is(err, store.ErrAccessDenied) {
+		t.Fatalf("other patient's deleted resource: %v, want ErrAccessDenied", err)
+	}
+	// Moving a resource out of the compartment is refused and changes nothing.
+	w := obs("o1", "p2", "lab", 1)
+	w.Access = mine
+	err := s.WriteFHIR(c, func(tx store.FHIRTx) error { _, err := tx.Put(c, w); return err })
+	if !errors.Is(err, store.ErrAccessDenied) {
+		t.Fatalf("move out of compartment: %v", err)
+	}
+	if r, _ := s.ReadResource(c, "Observation", "o1", mine); r.Version != 1 {
+		t.Fatalf("after refused write o1 is v%d", r.Version)
+	}
+	// Creating into another compartment is refused too.
+	w = obs("o3", "p2", "lab", 1)
+	w.Access = mine
+	err = s.WriteFHIR(c, func(tx store.FHIRTx) error { _, err := tx.Put(c, w); return err })
+	if !errors.Is(err, store.ErrAccessDenied) {
+		t.Fatalf("create in another compartment: %v", err)
+	}
+	if _, err := s.ReadResource(c, "Observation", "o3", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused create was stored: %v", err)
+	}
+	// Links: a DocumentReference places a Binary in its patient's compartment,
+	// and stops doing so when it changes.
+	put(t, s, store.Write{Type: "Binary", ID: "b1", Body: []byte(`{"resourceType":"Binary","contentType":"text/plain"}`)})
+	doc := store.Write{Type: "DocumentReference", ID: "d1", Body: []byte(`{"resourceType":"DocumentReference"}`),
+		Index: store.Index{Patients: []string{"p1"}, Links: []store.Membership{{Type: "Binary", ID: "b1", Patient: "p1"}}}}
+	put(t, s, doc)
+	if _, err := s.ReadResource(c, "Binary", "b1", mine); err != nil {
+		t.Fatalf("linked Binary: %v", err)
+	}
+	doc.Index.Links = nil
+	put(t, s, doc)
+	if _, err := s.ReadResource(c, "Binary", "b1", mine); !errors.Is(err, store.ErrAccessDenied) {
+		t.Fatalf("unlinked Binary: %v", err)
+	}
+}
+
+func testFHIRIncludes(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	put(t, s, patient("p1", "a"))
+	put(t, s, obs("o1", "p1", "x", 1))
+	put(t, s, obs("o2", "p1", "y", 2))
+	put(t, s, store.Write{Type: "Provenance", ID: "prov1", Body: []byte(`{"resourceType":"Provenance"}`),
+		Index: store.Index{Refs: []store.RefIndex{{Param: "target", Type: "Observation", ID: "o1"}}}})
+	res, err := s.Search(c, store.Query{Type: "Observation", Page: store.Page{Count: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []int64
+	for _, f := range res.Resources {
+		keys = append(keys, f.Key)
+	}
+	inc, err := s.Includes(c, keys, store.Include{SourceType: "Observation", Param: "subject", TargetType: "Patient"}, 100)
+	if err != nil || len(inc) != 1 || inc[0].ID != "p1" {
+		t.Fatalf("_include subject = %+v, %v", inc, err)
+	}
+	rev, err := s.Includes(c, keys, store.Include{Rev: true, SourceType: "Provenance", Param: "target"}, 100)
+	if err != nil || len(rev) != 1 || rev[0].ID != "prov1" {
+		t.Fatalf("_revinclude Provenance:target = %+v, %v", rev, err)
+	}
+	// History paging across types, newest first.
+	var all []string
+	q := store.HistoryQuery{Count: 2}
+	for {
+		h, more, err := s.History(c, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range h {
+			all = append(all, e.Type+"/"+e.ID)
+		}
+		if !more {
+			break
+		}
+		last := h[len(h)-1]
+		q.BeforeTime, q.BeforeKey = last.LastUpdated, last.Key
+	}
+	if want := []string{"Provenance/prov1", "Observation/o2", "Observation/o1", "Patient/p1"}; !slices.Equal(all, want) {
+		t.Fatalf("history = %v, want %v", all, want)
+	}
+	since := time.Now().Add(time.Hour)
+	if h, _, err := s.History(c, store.HistoryQuery{Since: since, Count: 5}); err != nil || len(h) != 0 {
+		t.Fatalf("history since the future = %d entries, %v", len(h), err)
+	}
+}
