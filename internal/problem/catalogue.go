@@ -42,6 +42,21 @@ const (
 	RateLimited                ID = "rate_limited"
 	UnsupportedTokenType       ID = "unsupported_token_type"
 
+	TokenMissing            ID = "token_missing"
+	InvalidToken            ID = "invalid_token"
+	InsufficientScope       ID = "insufficient_scope"
+	ResourceNotFound        ID = "resource_not_found"
+	ResourceDeleted         ID = "resource_deleted"
+	UnsupportedResourceType ID = "unsupported_resource_type"
+	ResourceInvalid         ID = "resource_invalid"
+	SearchParameterInvalid  ID = "search_parameter_invalid"
+	SearchParameterUnknown  ID = "search_parameter_unknown"
+	VersionConflict         ID = "version_conflict"
+	PreconditionFailed      ID = "precondition_failed"
+	UnsupportedMediaType    ID = "unsupported_media_type"
+	NotAcceptable           ID = "not_acceptable"
+	TransactionFailed       ID = "transaction_failed"
+
 	ConfigInvalid       ID = "config_invalid"
 	InsecureIssuer      ID = "insecure_issuer"
 	KEKMissing          ID = "kek_missing"
@@ -148,6 +163,63 @@ var entries = []Entry{
 		Title: "This token type cannot be revoked here",
 		Cause: "The token_type_hint names a token type this server does not issue.",
 		Fix:   "Use token_type_hint=access_token or refresh_token, or leave it out."},
+
+	{ID: TokenMissing, Code: "token_missing", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "The FHIR request carries no access token",
+		Cause: "Every FHIR request except GET /fhir/metadata and the SMART configuration needs `Authorization: Bearer <access token>`. The response is a bare `WWW-Authenticate: Bearer realm=...` challenge (RFC 6750 §3).",
+		Fix:   "Get an access token from the token endpoint (a SMART app launch, or client_credentials for a backend service) and send it in the Authorization header; the quick start shows both."},
+	{ID: InvalidToken, Code: "invalid_token", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "The access token was refused",
+		Cause: "The bearer token is malformed, expired, revoked, not issued by this server, or issued for another audience; `error_description` (in WWW-Authenticate and the OperationOutcome) says which.",
+		Fix:   "Get a new token (use the refresh token if you have one). A token for another server or audience cannot be used here: request it from this server with `aud` set to this FHIR base URL."},
+	{ID: InsufficientScope, Code: "insufficient_scope", Status: http.StatusForbidden, FHIRCode: "forbidden",
+		Title: "The token's scopes do not allow this request",
+		Cause: "No granted scope allows this interaction on this resource type (or the resource is outside the query constraint of a granular scope). WWW-Authenticate names, in `scope=\"...\"`, a scope that would allow it (RFC 6750 §3.1).",
+		Fix:   "Register the named scope for the client and request it at authorization (or, for a backend service, at the token endpoint)."},
+	{ID: ResourceNotFound, Code: "not_found", Status: http.StatusNotFound, FHIRCode: "not-found",
+		Title: "No such resource",
+		Cause: "No resource of this type has this id, or it is outside what the token may see (a patient/ scope never reveals whether another patient's resource exists).",
+		Fix:   "Check the resource type and id; search instead of guessing ids."},
+	{ID: ResourceDeleted, Code: "gone", Status: http.StatusGone, FHIRCode: "deleted",
+		Title: "The resource was deleted",
+		Cause: "The resource existed and its current version is a deletion (FHIR R4 §3.1.0.4). Its earlier versions stay readable with vread and _history.",
+		Fix:   "Read its history at /fhir/{type}/{id}/_history, or create it again with PUT."},
+	{ID: UnsupportedResourceType, Code: "not_supported", Status: http.StatusNotFound, FHIRCode: "not-supported",
+		Title: "The resource type is not served here",
+		Cause: "smartgate serves the US Core 6.1.0 resource types plus Group and Binary; /fhir/metadata lists them. Resource type names are case-sensitive.",
+		Fix:   "Use one of the types in the CapabilityStatement at /fhir/metadata (e.g. `Observation`, not `observation`)."},
+	{ID: ResourceInvalid, Code: "invalid_resource", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The resource is not valid FHIR R4",
+		Cause: "The body does not follow the FHIR R4 JSON structure (unknown element, wrong type, missing required element, bad date or code format, too many or too few values). Each issue of the OperationOutcome names the element by its FHIRPath location. Nothing was stored.",
+		Fix:   "Fix each listed element and send the request again. The R4 definitions are at https://hl7.org/fhir/R4/."},
+	{ID: SearchParameterInvalid, Code: "invalid_search", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "A search parameter has a value smartgate cannot read",
+		Cause: "A search parameter's value, modifier or prefix does not follow FHIR R4 search syntax for its type (e.g. a date that is not a FHIR date, `:exact` on a token), or a control parameter (_count, _sort, _include) is malformed. The OperationOutcome names the parameter.",
+		Fix:   "Correct the value as the description says; the search syntax per type is at https://hl7.org/fhir/R4/search.html."},
+	{ID: SearchParameterUnknown, Code: "unknown_search_parameter", Status: http.StatusBadRequest, FHIRCode: "not-supported",
+		Title: "Unknown search parameter (strict handling)",
+		Cause: "The request asked for `Prefer: handling=strict` and used a search parameter this server does not support for the resource type. Without strict handling it is ignored and left out of the self link.",
+		Fix:   "Use a parameter listed for the type in /fhir/metadata, or drop `Prefer: handling=strict`."},
+	{ID: VersionConflict, Code: "conflict", Status: http.StatusConflict, FHIRCode: "conflict",
+		Title: "The resource changed concurrently",
+		Cause: "Two writes to the same resource raced, or the request conflicts with the resource's current state.",
+		Fix:   "Read the resource again and retry the write."},
+	{ID: PreconditionFailed, Code: "precondition_failed", Status: http.StatusPreconditionFailed, FHIRCode: "conflict",
+		Title: "A precondition of the request failed",
+		Cause: "`If-Match` named a version that is no longer the current one (someone else updated the resource), or a conditional request matched more than one resource.",
+		Fix:   "Read the resource again, apply your change to the current version and send it with that version's ETag; make conditional criteria specific enough to match one resource."},
+	{ID: UnsupportedMediaType, Code: "unsupported_media_type", Status: http.StatusUnsupportedMediaType, FHIRCode: "not-supported",
+		Title: "The request body is not FHIR JSON",
+		Cause: "FHIR writes take `Content-Type: application/fhir+json` (or application/json); `POST _search` takes application/x-www-form-urlencoded. XML is not supported.",
+		Fix:   "Send JSON with `Content-Type: application/fhir+json`."},
+	{ID: NotAcceptable, Code: "not_acceptable", Status: http.StatusNotAcceptable, FHIRCode: "not-supported",
+		Title: "The requested format is not available",
+		Cause: "The Accept header or `_format` asks only for a format smartgate does not produce (it produces FHIR JSON).",
+		Fix:   "Ask for `application/fhir+json` (or `_format=json`)."},
+	{ID: TransactionFailed, Code: "transaction_failed", Status: http.StatusBadRequest, FHIRCode: "processing",
+		Title: "A transaction Bundle was rolled back",
+		Cause: "One entry of a `transaction` Bundle failed, so none of its entries were applied (FHIR R4 §3.1.0.11.2). The description names the failing entry and why.",
+		Fix:   "Fix the named entry and send the whole Bundle again, or use a `batch` Bundle when entries are independent."},
 
 	{ID: ConfigInvalid, Code: "config_invalid",
 		Title: "The configuration is invalid",

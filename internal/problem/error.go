@@ -26,6 +26,17 @@ type Error struct {
 	Status      int    // 0 means the catalogue's status
 	Cause       error  // private: logged, never sent
 	Header      http.Header
+	// Issues, when set, are the OperationOutcome's issues (validation
+	// problems, each with its FHIRPath location) after the main one.
+	Issues []Issue
+}
+
+// Issue is one OperationOutcome issue beyond an error's main one.
+type Issue struct {
+	Severity    string // error, warning, information
+	Code        string // FHIR R4 IssueType
+	Expression  string // FHIRPath location, optional
+	Diagnostics string
 }
 
 // New returns an error for catalogue entry id with a public description.

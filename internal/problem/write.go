@@ -105,18 +105,23 @@ func (wr *Writer) OperationOutcome(pe *Error, rid string) map[string]any {
 	if code == "" {
 		code = "processing"
 	}
-	return map[string]any{
-		"resourceType": "OperationOutcome",
-		"issue": []map[string]any{{
-			"severity": "error",
-			"code":     code,
-			"details": map[string]any{
-				"coding": []map[string]string{{"system": wr.BaseURL + "/docs/errors", "code": string(pe.ID)}},
-				"text":   pe.Description,
-			},
-			"diagnostics": diag,
-		}},
+	issues := []map[string]any{{
+		"severity": "error",
+		"code":     code,
+		"details": map[string]any{
+			"coding": []map[string]string{{"system": wr.BaseURL + "/docs/errors", "code": string(pe.ID)}},
+			"text":   pe.Description,
+		},
+		"diagnostics": diag,
+	}}
+	for _, is := range pe.Issues {
+		m := map[string]any{"severity": is.Severity, "code": is.Code, "diagnostics": is.Diagnostics}
+		if is.Expression != "" {
+			m["expression"] = []string{is.Expression}
+		}
+		issues = append(issues, m)
 	}
+	return map[string]any{"resourceType": "OperationOutcome", "issue": issues}
 }
 
 func (wr *Writer) log(ctx context.Context, r *http.Request, pe *Error, status int) {
