@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"smartgate/internal/server"
 	"strings"
 	"syscall"
 
@@ -22,6 +23,7 @@ import (
 )
 
 func main() {
+	server.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal starts a graceful shutdown, restore the default
 	// handling so that a second one ends the process at once.

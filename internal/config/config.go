@@ -32,6 +32,7 @@ type Config struct {
 	Keys             Keys         `yaml:"keys"`
 	Tokens           Tokens       `yaml:"tokens"`
 	Registration     Registration `yaml:"registration"`
+	FHIR             FHIR         `yaml:"fhir"`
 	Assertions       Assertions   `yaml:"assertions"`
 	RateLimits       RateLimits   `yaml:"rate_limits"`
 	Changes          Changes      `yaml:"changes"`
@@ -82,6 +83,16 @@ type Registration struct {
 	// token from `smartgate client initial-token` is required). Default:
 	// open in dev mode, token otherwise.
 	Policy string `yaml:"policy"`
+}
+
+// FHIR sets the FHIR API's access rules.
+type FHIR struct {
+	// PractitionerAccess is what user/ scopes of a practitioner reach:
+	// "all" (every patient of this single-organization deployment) or
+	// "care-relationship" (only patients whose Patient.generalPractitioner,
+	// an Encounter's participant or a CareTeam's participant names the
+	// practitioner).
+	PractitionerAccess string `yaml:"practitioner_access"`
 }
 
 // Assertions sets the checks on client assertions (RFC 7523, SMART
@@ -139,6 +150,7 @@ func Default() Config {
 		Changes:         Changes{PollInterval: Duration(time.Second), StaleAfter: Duration(5 * time.Second)},
 		Audit:           Audit{BatchSize: 256, FlushInterval: Duration(500 * time.Millisecond), QueueSize: 8192},
 		ShutdownTimeout: Duration(15 * time.Second),
+		FHIR:            FHIR{PractitionerAccess: "all"},
 	}
 }
 

@@ -137,6 +137,11 @@ func (c *Config) validate(serving bool) error {
 	default:
 		add("registration.policy", "%q is not a policy; use open (anyone may register) or token (an initial access token is required)", c.Registration.Policy)
 	}
+	switch c.FHIR.PractitionerAccess {
+	case "all", "care-relationship":
+	default:
+		add("fhir.practitioner_access", "%q is not an access rule; use all (a practitioner's user/ scopes reach every patient) or care-relationship (only patients the practitioner is linked to)", c.FHIR.PractitionerAccess)
+	}
 	if c.RateLimits.Enabled {
 		for k, v := range map[string]int{"rate_limits.token_per_client": c.RateLimits.TokenPerClient, "rate_limits.token_burst": c.RateLimits.TokenBurst,
 			"rate_limits.register_per_address": c.RateLimits.RegisterPerAddress, "rate_limits.register_burst": c.RateLimits.RegisterBurst} {

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -21,11 +22,20 @@ import (
 	"smartgate/internal/changes"
 	"smartgate/internal/clientkeys"
 	"smartgate/internal/discovery"
+	"smartgate/internal/fhir"
+	"smartgate/internal/fhir/devdata"
 	"smartgate/internal/httpx"
 	"smartgate/internal/oauth"
 	"smartgate/internal/problem"
 	"smartgate/internal/token"
 )
+
+// Version is the software version reported by the CapabilityStatement
+// (cmd/smartgate sets it from its build-time version).
+var Version = "dev"
+
+// FHIR is the node's FHIR API (dev mode seeds demo data through it).
+func (s *Server) FHIR() *fhir.API { return s.fhir }
 
 // Server is one smartgate node's HTTP side.
 type Server struct {
@@ -42,6 +52,7 @@ type Server struct {
 	revs   *token.Revocations
 	tokens *token.Service
 	oauth  *oauth.Server
+	fhir   *fhir.API
 }
 
 // Route is one registered endpoint.
@@ -85,6 +96,17 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 		Keys: clientkeys.New(clientkeys.Options{AllowPrivate: cfg.Dev}),
 	})
 
+	s.fhir = fhir.New(fhir.Deps{
+		Store: a.Store, Tokens: s.tokens, Base: s.issuer + "/fhir", Issuer: s.issuer, Audit: aw, Log: a.Log,
+		Software: "smartgate", Version: Version, PractitionerAccess: cfg.FHIR.PractitionerAccess,
+		OAuthURIs: [][2]string{
+			{"token", s.issuer + "/oauth2/token"},
+			{"register", s.issuer + "/oauth2/register"},
+			{"introspect", s.issuer + "/oauth2/introspect"},
+			{"revoke", s.issuer + "/oauth2/revoke"},
+		},
+	})
+
 	mux := http.NewServeMux()
 	s.routesOn(mux)
 	// ServeMux answers targets that are not a path ("GET *", "PRI *") with
@@ -105,7 +127,7 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 		httpx.Recover(a.Log, func(w http.ResponseWriter, r *http.Request, err error) {
 			s.errs.Write(w, r, surfaceFor(r), problem.Internal(err))
 		}),
-		maxBody(1<<20),
+		maxBody(1<<20, fhir.MaxBody),
 	)
 	return s
 }
@@ -178,6 +200,7 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 	for _, d := range discovery.Documents {
 		s.handle(mux, d.Path, problem.SurfaceOAuth, true, get, s.discovery(d))
 	}
+	s.fhirRoutes(mux)
 	s.handle(mux, "/healthz", problem.SurfaceOAuth, false, get, s.healthz)
 	s.handle(mux, "/readyz", problem.SurfaceOAuth, false, get, s.readyz)
 	promh := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -193,6 +216,29 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 	}))
 }
 
+// fhirRoutes registers the FHIR API: one method-less pattern for the whole
+// tree (the API dispatches by path and method itself), so that the more
+// specific /fhir/.well-known/smart-configuration keeps its own route.
+func (s *Server) fhirRoutes(mux *http.ServeMux) {
+	s.routes = append(s.routes, Route{Path: "/fhir/metadata", Methods: fhir.Methods, Surface: problem.SurfaceFHIR, CORS: true})
+	allowed := strings.Join(append(append([]string(nil), fhir.Methods...), http.MethodHead, http.MethodOptions), ", ")
+	hh := httpx.CORS(fhir.Methods, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r.Method = http.MethodGet // net/http drops the body of a HEAD response
+		}
+		if !slices.Contains(fhir.Methods, r.Method) {
+			w.Header().Set("Allow", allowed)
+			s.errs.Write(w, r, problem.SurfaceFHIR, problem.New(problem.MethodNotAllowed, "%s is not allowed on %s; use %s", sanitizeMethod(r.Method), r.URL.Path, allowed))
+			return
+		}
+		if err := s.fhir.ServeFHIR(w, r); err != nil {
+			s.errs.Write(w, r, problem.SurfaceFHIR, err)
+		}
+	}))
+	mux.Handle("/fhir", hh)
+	mux.Handle("/fhir/{path...}", hh)
+}
+
 // surfaceFor picks how to render an error for a request no route claimed.
 func surfaceFor(r *http.Request) problem.Surface {
 	switch {
@@ -206,12 +252,17 @@ func surfaceFor(r *http.Request) problem.Surface {
 	return problem.SurfaceOAuth
 }
 
-// maxBody caps request bodies; endpoints that take more raise it themselves.
-func maxBody(n int64) httpx.Middleware {
+// maxBody caps request bodies: n everywhere, fhirN under /fhir (where a
+// transaction Bundle may be large).
+func maxBody(n, fhirN int64) httpx.Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Body != nil {
-				r.Body = http.MaxBytesReader(w, r.Body, n)
+				limit := n
+				if strings.HasPrefix(r.URL.Path, "/fhir") {
+					limit = fhirN
+				}
+				r.Body = http.MaxBytesReader(w, r.Body, limit)
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -261,7 +312,30 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.revs.Load(ctx); err != nil {
 		return err
 	}
+	if a.Cfg.Dev {
+		if err := s.seedDevData(ctx); err != nil {
+			return err
+		}
+	}
 	go s.janitor(ctx)
+	return nil
+}
+
+// seedDevData loads the demo data set on a dev node's first start (when no
+// FHIR resource was ever stored), so every flow has patients to show.
+func (s *Server) seedDevData(ctx context.Context) error {
+	empty, err := s.fhir.Empty(ctx)
+	if err != nil || !empty {
+		return err
+	}
+	var rs []fhir.SeedResource
+	for _, r := range devdata.Set() {
+		rs = append(rs, fhir.SeedResource{Type: r.Type, ID: r.ID, Body: r.Body})
+	}
+	if err := s.fhir.Seed(ctx, rs, true); err != nil {
+		return fmt.Errorf("loading the dev data set: %w", err)
+	}
+	s.log.Info("dev data loaded", "resources", len(rs), "patients", strings.Join(devdata.Patients(), ","))
 	return nil
 }
 

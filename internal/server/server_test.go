@@ -378,7 +378,7 @@ func TestReadyz(t *testing.T) {
 // so unknown paths cannot blow up label cardinality.
 func TestMetricsRouteLabel(t *testing.T) {
 	ts := newTestServer(t)
-	for _, target := range []string{"/oauth2/jwks", "/oauth2/jwks", "/nope-cardinality-1", "/fhir/Patient/cardinality-2"} {
+	for _, target := range []string{"/oauth2/jwks", "/oauth2/jwks", "/nope-cardinality-1", "/nope/cardinality-2"} {
 		ts.get(t, target)
 	}
 	ts.do(httptest.NewRequest(http.MethodPost, "/oauth2/jwks", nil))
@@ -578,7 +578,8 @@ func TestErrorsLoggedOnce(t *testing.T) {
 		{http.MethodGet, "/nope", "not_found", 404},
 		{http.MethodPost, "/oauth2/jwks", "method_not_allowed", 405},
 		{http.MethodGet, "/.well-known/openid-configuration", "discovery_not_available", 404},
-		{http.MethodGet, "/fhir/Patient/1", "not_found", 404},
+		{http.MethodGet, "/fhir/Patient/1", "token_missing", 401},
+		{http.MethodGet, "/fhir/Nope/1", "unsupported_resource_type", 404},
 	} {
 		rec := ts.do(httptest.NewRequest(tc.method, tc.path, nil))
 		rid := rec.Header().Get("X-Request-Id")

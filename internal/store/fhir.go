@@ -133,7 +133,7 @@ type Write struct {
 	// (ErrNotFound) — an update that may not create.
 	MustExist bool
 	// Access, when non-nil, must hold for the resource as it was before the
-	// write (if it existed and was not deleted) and as it is after it
+	// write (if it ever existed, deleted or not) and as it is after it
 	// (unless deleted): otherwise ErrAccessDenied and nothing is written.
 	Access Cond
 }
@@ -141,12 +141,13 @@ type Write struct {
 // Page selects a window of a search.
 type Page struct {
 	Count int // at most this many; 0 returns none (a count-only search)
-	// After, for searches sorted by insertion (no Sort), is the row key of
-	// the last resource of the previous page (keyset paging); 0 for the first page.
-	After int64
-	// Offset, for searches with Sort, skips this many matches.
-	Offset int
-	Total  bool // also count every match
+	// After is the row key of the last resource of the previous page
+	// (keyset paging: stable while resources are added or removed between
+	// pages); 0 for the first page. With Sort, AfterValues are that
+	// resource's SortValues.
+	After       int64
+	AfterValues []any
+	Total       bool // also count every match
 }
 
 // Sort is one _sort key: a search parameter of the searched type (or
@@ -165,10 +166,12 @@ type Query struct {
 	Page  Page
 }
 
-// Found is one search hit: the resource and its row key (for keyset paging).
+// Found is one search hit: the resource, its row key and, for a sorted
+// search, its sort values (int64, float64, string or nil; for keyset paging).
 type Found struct {
 	Resource
-	Key int64
+	Key        int64
+	SortValues []any
 }
 
 // SearchResult is one page of a search.
@@ -189,6 +192,9 @@ type HistoryQuery struct {
 	// previous page's last entry: newer-first, strictly older than it.
 	BeforeTime time.Time
 	BeforeKey  int64
+	// Where, when set (with Type), keeps only versions of resources whose
+	// current version satisfies it (access control on history).
+	Where Cond
 }
 
 // HistoryEntry is one version in a history listing.
@@ -239,6 +245,10 @@ type FHIRTx interface {
 	Put(ctx context.Context, w Write) (Resource, error)
 	// Current reads the current version inside the transaction.
 	Current(ctx context.Context, typ, id string) (Resource, error)
+	// ReadResource, Search and Includes are FHIR's, inside the
+	// transaction (a transaction Bundle's reads see its writes).
+	ReadResource(ctx context.Context, typ, id string, access Cond) (Resource, error)
+	Includes(ctx context.Context, from []int64, inc Include, limit int) ([]Found, error)
 	// Search runs a query inside the transaction (conditional create,
 	// update and delete).
 	Search(ctx context.Context, q Query) (SearchResult, error)
@@ -270,6 +280,18 @@ type KeyIn struct{ Keys []int64 }
 // InCompartment holds when the resource is in the compartment of any of
 // the patients.
 type InCompartment struct{ Patients []string }
+
+// LinkedPatients holds when the resource is in the compartment of a
+// patient that one of Via links to Type/ID: a patient whose compartment
+// holds a resource of Via[i].Type whose reference parameter Via[i].Param
+// points at Type/ID (e.g. Encounter.participant -> Practitioner/x).
+type LinkedPatients struct {
+	Type, ID string
+	Via      []Link
+}
+
+// Link is one (resource type, reference parameter) of LinkedPatients.
+type Link struct{ Type, Param string }
 
 // Missing holds when the resource has (Missing false) or has no (Missing
 // true) index row for Param in the table of Kind.
@@ -381,17 +403,18 @@ type URIMatch struct {
 	Above bool
 }
 
-func (And) isCond()           {}
-func (Or) isCond()            {}
-func (Not) isCond()           {}
-func (IDIn) isCond()          {}
-func (InCompartment) isCond() {}
-func (KeyIn) isCond()         {}
-func (Missing) isCond()       {}
-func (TokenMatch) isCond()    {}
-func (StringMatch) isCond()   {}
-func (RefMatch) isCond()      {}
-func (Chain) isCond()         {}
-func (DateMatch) isCond()     {}
-func (NumberMatch) isCond()   {}
-func (URIMatch) isCond()      {}
+func (And) isCond()            {}
+func (Or) isCond()             {}
+func (Not) isCond()            {}
+func (IDIn) isCond()           {}
+func (InCompartment) isCond()  {}
+func (KeyIn) isCond()          {}
+func (LinkedPatients) isCond() {}
+func (Missing) isCond()        {}
+func (TokenMatch) isCond()     {}
+func (StringMatch) isCond()    {}
+func (RefMatch) isCond()       {}
+func (Chain) isCond()          {}
+func (DateMatch) isCond()      {}
+func (NumberMatch) isCond()    {}
+func (URIMatch) isCond()       {}

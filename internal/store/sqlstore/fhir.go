@@ -1,12 +1,9 @@
 package sqlstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"sort"
 	"strconv"
@@ -125,50 +122,109 @@ func (db *DB) search(ctx context.Context, qr querier, q store.Query) (store.Sear
 	if q.Page.Count <= 0 {
 		return res, nil
 	}
-	var order []string
 	if len(q.Sort) == 0 {
 		if q.Page.After > 0 {
 			where += " AND r.rid > ?"
 			cb.args = append(cb.args, q.Page.After)
 		}
-	} else {
-		for _, s := range q.Sort {
-			dir := ""
-			if s.Desc {
-				dir = " DESC"
-			}
-			// NULLs (no value) last on both engines, whatever the direction.
-			order = append(order, "("+cb.sortExpr(s, q.Type)+") IS NULL", cb.sortExpr(s, q.Type)+dir)
+		query := "SELECT " + resourceColumns + " FROM fhir_resources r WHERE " + where + " ORDER BY r.rid LIMIT ?"
+		return res, db.collect(ctx, qr, query, append(cb.args, q.Page.Count+1), q.Page.Count, 0, &res)
+	}
+	// Sorted: the inner query computes each sort value once (s0, s1...,
+	// with n0, n1... saying whether it is missing, so that missing values
+	// come last on both engines in either direction); the outer one pages
+	// by keyset on (sort values, rid).
+	sel := &condBuilder{db: db}
+	var cols, order []string
+	for i, srt := range q.Sort {
+		e := sel.sortExpr(srt, q.Type)
+		n := strconv.Itoa(i)
+		cols = append(cols, "("+e+") AS s"+n)
+		dir := ""
+		if srt.Desc {
+			dir = " DESC"
 		}
+		order = append(order, "(x.s"+n+" IS NULL)", "x.s"+n+dir)
 	}
-	order = append(order, "r.rid")
-	query := "SELECT " + resourceColumns + " FROM fhir_resources r WHERE " + where + " ORDER BY " + strings.Join(order, ", ") + " LIMIT ?"
-	args := append(cb.args, q.Page.Count+1)
-	if len(q.Sort) > 0 && q.Page.Offset > 0 {
-		query += " OFFSET ?"
-		args = append(args, q.Page.Offset)
+	order = append(order, "x.rid")
+	args := append(sel.args, cb.args...)
+	outer := ""
+	if q.Page.After > 0 && len(q.Page.AfterValues) == len(q.Sort) {
+		var ors []string
+		var eqs []string
+		var eqArgs []any
+		for i, srt := range q.Sort {
+			col := "x.s" + strconv.Itoa(i)
+			v := q.Page.AfterValues[i]
+			if v != nil {
+				op := " > ?"
+				if srt.Desc {
+					op = " < ?"
+				}
+				ors = append(ors, "("+strings.Join(append(append([]string(nil), eqs...), "("+col+op+" OR "+col+" IS NULL)"), " AND ")+")")
+				args = append(args, eqArgs...)
+				args = append(args, v)
+				eqs = append(eqs, col+" = ?")
+				eqArgs = append(eqArgs, v)
+			} else {
+				eqs = append(eqs, col+" IS NULL")
+			}
+		}
+		ors = append(ors, "("+strings.Join(append(eqs, "x.rid > ?"), " AND ")+")")
+		args = append(args, eqArgs...)
+		args = append(args, q.Page.After)
+		outer = " WHERE " + strings.Join(ors, " OR ")
 	}
+	query := "SELECT * FROM (SELECT " + resourceColumns + ", " + strings.Join(cols, ", ") + " FROM fhir_resources r WHERE " + where + ") x" +
+		outer + " ORDER BY " + strings.Join(order, ", ") + " LIMIT ?"
+	return res, db.collect(ctx, qr, query, append(args, q.Page.Count+1), q.Page.Count, len(q.Sort), &res)
+}
+
+// collect scans up to count resources (and nsort sort values each) into
+// res, and whether more follow.
+func (db *DB) collect(ctx context.Context, qr querier, query string, args []any, count, nsort int, res *store.SearchResult) error {
 	rows, err := qr.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		f, err := scanResource(rows)
-		if err != nil {
-			return res, err
-		}
-		if len(res.Resources) == q.Page.Count {
+		if len(res.Resources) == count {
 			res.More = true
 			break
 		}
+		var f store.Found
+		var updated int64
+		var deleted int
+		var body string
+		dest := []any{&f.Key, &f.Type, &f.ID, &f.Version, &updated, &deleted, &body}
+		vals := make([]any, nsort)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		f.LastUpdated, f.Deleted, f.Body = fromMicros(updated), deleted != 0, []byte(body)
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				vals[i] = string(b)
+			}
+		}
+		if nsort > 0 {
+			f.SortValues = vals
+		}
 		res.Resources = append(res.Resources, f)
 	}
-	return res, rows.Err()
+	return rows.Err()
 }
 
 // Includes implements store.FHIR.
 func (db *DB) Includes(ctx context.Context, from []int64, inc store.Include, limit int) ([]store.Found, error) {
+	return db.includes(ctx, db.r, from, inc, limit)
+}
+
+func (db *DB) includes(ctx context.Context, qr querier, from []int64, inc store.Include, limit int) ([]store.Found, error) {
 	if len(from) == 0 || limit <= 0 {
 		return nil, nil
 	}
@@ -196,7 +252,7 @@ func (db *DB) Includes(ctx context.Context, from []int64, inc store.Include, lim
 	}
 	query += " ORDER BY r.rid LIMIT ?"
 	args = append(args, limit)
-	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	rows, err := qr.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +287,12 @@ func (db *DB) History(ctx context.Context, q store.HistoryQuery) ([]store.Histor
 	if !q.At.IsZero() {
 		where = append(where, "last_updated <= ?")
 		args = append(args, micros(q.At))
+	}
+	if q.Where != nil {
+		cb := &condBuilder{db: db}
+		where = append(where, "rid IN (SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND "+cb.build(q.Where, "r", q.Type)+")")
+		args = append(args, q.Type)
+		args = append(args, cb.args...)
 	}
 	if q.BeforeKey > 0 {
 		where = append(where, "(last_updated < ? OR (last_updated = ? AND hid < ?))")
@@ -290,6 +352,14 @@ func (t *fhirTx) Current(ctx context.Context, typ, id string) (store.Resource, e
 	return readResource(ctx, t.db, t.tx, typ, id, nil)
 }
 
+func (t *fhirTx) ReadResource(ctx context.Context, typ, id string, access store.Cond) (store.Resource, error) {
+	return readResource(ctx, t.db, t.tx, typ, id, access)
+}
+
+func (t *fhirTx) Includes(ctx context.Context, from []int64, inc store.Include, limit int) ([]store.Found, error) {
+	return t.db.includes(ctx, t.tx, from, inc, limit)
+}
+
 func (t *fhirTx) Search(ctx context.Context, q store.Query) (store.SearchResult, error) {
 	return t.db.search(ctx, t.tx, q)
 }
@@ -316,7 +386,10 @@ func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.Resource{}, err
 	}
-	if exists && !cur.Deleted && w.Access != nil {
+	// A deleted resource keeps its index rows and memberships, so the
+	// access check covers it too: nobody revives (and so exposes the
+	// history of) a deleted resource outside their access.
+	if exists && w.Access != nil {
 		ok, err := db.holds(ctx, tx, cur.Key, w.Type, w.Access)
 		if err != nil {
 			return store.Resource{}, err
@@ -355,7 +428,7 @@ func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error)
 		r.Version = cur.Version + 1
 		r.Method = "update"
 	}
-	body, err := SetMeta(w.Body, w.Type, w.ID, r.Version, now)
+	body, err := store.SetMeta(w.Body, w.Type, w.ID, r.Version, now)
 	if err != nil {
 		return store.Resource{}, err
 	}
@@ -522,72 +595,6 @@ func (b *batchInsert) flush() error {
 	_, err := b.t.tx.ExecContext(b.ctx, b.t.db.q(q), b.args...)
 	b.rows, b.args = b.rows[:0], b.args[:0]
 	return err
-}
-
-// SetMeta returns body with id, meta.versionId and meta.lastUpdated set,
-// resourceType and id first and the other members in their original order.
-func SetMeta(body []byte, typ, id string, version int64, at time.Time) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil, fmt.Errorf("resource body is not a JSON object")
-	}
-	type member struct {
-		key string
-		raw json.RawMessage
-	}
-	var members []member
-	var meta json.RawMessage
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, _ := kt.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		switch key {
-		case "resourceType", "id":
-		case "meta":
-			meta = raw
-		default:
-			members = append(members, member{key, raw})
-		}
-	}
-	metaObj := map[string]json.RawMessage{}
-	if len(meta) > 0 && string(meta) != "null" {
-		if err := json.Unmarshal(meta, &metaObj); err != nil {
-			return nil, fmt.Errorf("meta is not a JSON object")
-		}
-	}
-	metaObj["versionId"], _ = json.Marshal(strconv.FormatInt(version, 10))
-	metaObj["lastUpdated"], _ = json.Marshal(at.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
-	metaJSON, err := json.Marshal(metaObj)
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	b.Grow(len(body) + 80)
-	b.WriteString(`{"resourceType":`)
-	tj, _ := json.Marshal(typ)
-	b.Write(tj)
-	b.WriteString(`,"id":`)
-	ij, _ := json.Marshal(id)
-	b.Write(ij)
-	b.WriteString(`,"meta":`)
-	b.Write(metaJSON)
-	for _, m := range members {
-		b.WriteByte(',')
-		kj, _ := json.Marshal(m.key)
-		b.Write(kj)
-		b.WriteByte(':')
-		b.Write(m.raw)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
 }
 
 func placeholders(n int) string {

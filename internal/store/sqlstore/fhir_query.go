@@ -73,6 +73,20 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 			b.args = append(b.args, p)
 		}
 		return alias + ".res_id IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
+	case store.LinkedPatients:
+		if len(c.Via) == 0 {
+			return "1 = 0"
+		}
+		b.args = append(b.args, typ, c.Type, c.ID)
+		var via []string
+		for _, l := range c.Via {
+			b.args = append(b.args, l.Type, l.Param)
+			via = append(via, "(f.res_type = ? AND f.param = ?)")
+		}
+		return alias + ".res_id IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" +
+			"SELECT l.patient_id FROM fhir_ref f JOIN fhir_resources lr ON lr.rid = f.rid AND lr.deleted = 0" +
+			" JOIN fhir_compartment l ON l.res_type = lr.res_type AND l.res_id = lr.res_id" +
+			" WHERE f.target_type = ? AND f.target_id = ? AND (" + strings.Join(via, " OR ") + ")))"
 	case store.Missing:
 		table, ok := kindTable(c.Kind)
 		if !ok {

@@ -291,10 +291,34 @@ func testFHIRPaging(t *testing.T, b Backend) {
 	if want := []string{"o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8"}; !slices.Equal(seen, want) {
 		t.Fatalf("keyset pages = %v, want %v", seen, want)
 	}
-	res, err := s.Search(c, store.Query{Type: "Observation", Sort: []store.Sort{{Param: "date", Kind: "date"}}, Page: store.Page{Count: 3, Offset: 3}})
-	if err != nil || !slices.Equal(ids(res), []string{"o4", "o3", "o2"}) || !res.More {
-		t.Fatalf("sort by date, second page = %v more=%v, %v", ids(res), res.More, err)
+	// Sorted keyset paging: o8 is newest; dates descend with the id, so by
+	// date the order is o7 o6 ... o1 o8. A resource inserted between pages
+	// before the cursor is not repeated, one after it appears.
+	byDate := []store.Sort{{Param: "date", Kind: "date"}}
+	res, err := s.Search(c, store.Query{Type: "Observation", Sort: byDate, Page: store.Page{Count: 3}})
+	if err != nil || !slices.Equal(ids(res), []string{"o7", "o6", "o5"}) || !res.More || len(res.Resources[2].SortValues) != 1 {
+		t.Fatalf("sort by date, first page = %v more=%v, %v", ids(res), res.More, err)
 	}
+	last := res.Resources[2]
+	put(t, s, obs("early", "p1", "a", 1)) // sorts before the cursor: not shown
+	put(t, s, obs("late", "p1", "a", 25)) // sorts after it: shown
+	var rest []string
+	for {
+		res, err = s.Search(c, store.Query{Type: "Observation", Sort: byDate, Page: store.Page{Count: 3, After: last.Key, AfterValues: last.SortValues}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest = append(rest, ids(res)...)
+		if !res.More {
+			break
+		}
+		last = res.Resources[len(res.Resources)-1]
+	}
+	if want := []string{"o4", "o3", "o2", "o1", "o8", "late"}; !slices.Equal(rest, want) {
+		t.Fatalf("sorted keyset pages after the first = %v, want %v", rest, want)
+	}
+	put(t, s, store.Write{Type: "Observation", ID: "early", Delete: true})
+	put(t, s, store.Write{Type: "Observation", ID: "late", Delete: true})
 	res, err = s.Search(c, store.Query{Type: "Observation", Sort: []store.Sort{{Param: "code", Kind: "token"}, {Param: "date", Kind: "date", Desc: true}}, Page: store.Page{Count: 2}})
 	if err != nil || !slices.Equal(ids(res), []string{"o8", "o1"}) {
 		t.Fatalf("sort by code, -date = %v, %v", ids(res), err)
@@ -351,6 +375,20 @@ func testFHIRAccess(t *testing.T, b Backend) {
 	}
 	if _, err := s.ReadResource(c, "Observation", "o3", nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("refused create was stored: %v", err)
+	}
+	// Patients linked to a practitioner by an Encounter's participant.
+	put(t, s, store.Write{Type: "Encounter", ID: "e1", Body: []byte(`{"resourceType":"Encounter"}`),
+		Index: store.Index{Refs: []store.RefIndex{{Param: "participant", Type: "Practitioner", ID: "dr1"}}, Patients: []string{"p2"}}})
+	linked := store.LinkedPatients{Type: "Practitioner", ID: "dr1", Via: []store.Link{{Type: "Encounter", Param: "participant"}, {Type: "Patient", Param: "general-practitioner"}}}
+	res, err := s.Search(c, store.Query{Type: "Observation", Where: linked, Page: store.Page{Count: 10}})
+	if err != nil || !slices.Equal(ids(res), []string{}) && !slices.Equal(ids(res), []string(nil)) {
+		t.Fatalf("linked patients (o2 deleted) = %v, %v", ids(res), err)
+	}
+	if res, err := s.Search(c, store.Query{Type: "Patient", Where: linked, Page: store.Page{Count: 10}}); err != nil || !slices.Equal(ids(res), []string{"p2"}) {
+		t.Fatalf("linked Patient = %v, %v", ids(res), err)
+	}
+	if res, err := s.Search(c, store.Query{Type: "Patient", Where: store.LinkedPatients{Type: "Practitioner", ID: "dr2", Via: linked.Via}, Page: store.Page{Count: 10}}); err != nil || len(res.Resources) != 0 {
+		t.Fatalf("patients of an unlinked practitioner = %v, %v", ids(res), err)
 	}
 	// Links: a DocumentReference places a Binary in its patient's compartment,
 	// and stops doing so when it changes.
