@@ -206,3 +206,48 @@ func TestPractitionerCareRelationship(t *testing.T) {
 		}
 	})
 }
+
+// TestProvenanceOfOwnRecords: under a patient/ scope, the Provenance of the
+// patient's own records is reachable (search and _revinclude), and the
+// Provenance of another patient's records is not.
+func TestProvenanceOfOwnRecords(t *testing.T) {
+	backends(t, func(t *testing.T, backend string) {
+		f := newFixture(t, backend)
+		sys := f.token("system/*.rs", "", "")
+		all := f.do("GET", "/Provenance?_count=100", sys, nil).ids("match")
+		if len(all) < 2 {
+			t.Fatalf("the demo data has %d Provenance resources", len(all))
+		}
+		seen := 0
+		for _, p := range devdata.Patients() {
+			tok := f.token("patient/*.rs", p, "")
+			own := f.do("GET", "/Provenance?_count=100", tok, nil).ids("match")
+			seen += len(own)
+			for _, prov := range own {
+				// Each one targets something this patient may read.
+				r := f.do("GET", "/"+prov, sys, nil)
+				targets, _ := r.json["target"].([]any)
+				readable := false
+				for _, tg := range targets {
+					ref := tg.(map[string]any)["reference"].(string)
+					if f.do("GET", "/"+ref, tok, nil).status == 200 {
+						readable = true
+					}
+				}
+				if !readable {
+					t.Errorf("%s sees %s, whose targets it cannot read", p, prov)
+				}
+			}
+			// _revinclude brings the same Provenance along with the targets.
+			rev := f.do("GET", "/Patient?_id="+p+"&_revinclude=Provenance:target", tok, nil)
+			for _, id := range rev.ids("include") {
+				if !slices.Contains(own, id) {
+					t.Errorf("%s: _revinclude brought %s, which a Provenance search does not show", p, id)
+				}
+			}
+		}
+		if seen != len(all) {
+			t.Errorf("patients together see %d Provenance resources of %d", seen, len(all))
+		}
+	})
+}

@@ -206,7 +206,7 @@ func (a *API) contextCond(ctx context.Context, c *caller, context, typ string, p
 			}
 			return nil, "", nil
 		}
-		return store.InCompartment{Patients: []string{c.claims.Patient}}, "", nil
+		return compartmentCond(typ, []string{c.claims.Patient}), "", nil
 	case "user":
 		typ2, id, _ := index.SplitReference(c.claims.FHIRUser, a.base)
 		switch typ2 {
@@ -219,7 +219,7 @@ func (a *API) contextCond(ctx context.Context, c *caller, context, typ string, p
 			if patientFree[typ] {
 				return nil, "", nil
 			}
-			return store.InCompartment{Patients: []string{id}}, "", nil
+			return compartmentCond(typ, []string{id}), "", nil
 		case "RelatedPerson":
 			if patientFree[typ] {
 				return nil, "", nil
@@ -228,11 +228,24 @@ func (a *API) contextCond(ctx context.Context, c *caller, context, typ string, p
 			if err != nil {
 				return nil, "", err
 			}
-			return store.InCompartment{Patients: pats}, "", nil
+			return compartmentCond(typ, pats), "", nil
 		}
 		return nil, "user/ scopes follow the user's own access, and this token's user has no FHIR identity (fhirUser) that grants any", nil
 	}
 	return nil, "unknown scope context " + context, nil
+}
+
+// compartmentCond is the patients' compartments for typ. A Provenance is
+// also within them when it targets a resource within them (the R4
+// definition puts a Provenance in a compartment only when it targets the
+// Patient itself, which would hide the provenance of a patient's own
+// records from _revinclude=Provenance:target).
+func compartmentCond(typ string, patients []string) store.Cond {
+	in := store.InCompartment{Patients: patients}
+	if typ == "Provenance" {
+		return store.Or{in, store.RefersToCompartment{Param: "target", Patients: patients}}
+	}
+	return in
 }
 
 // careLinks are the references that link a practitioner to a patient under

@@ -281,6 +281,14 @@ type KeyIn struct{ Keys []int64 }
 // the patients.
 type InCompartment struct{ Patients []string }
 
+// RefersToCompartment holds when the resource's reference parameter Param
+// points at a resource in the compartment of any of the patients (a
+// Provenance whose target is one of the patient's resources).
+type RefersToCompartment struct {
+	Param    string
+	Patients []string
+}
+
 // LinkedPatients holds when the resource is in the compartment of a
 // patient that one of Via links to Type/ID: a patient whose compartment
 // holds a resource of Via[i].Type whose reference parameter Via[i].Param
@@ -403,18 +411,19 @@ type URIMatch struct {
 	Above bool
 }
 
-func (And) isCond()            {}
-func (Or) isCond()             {}
-func (Not) isCond()            {}
-func (IDIn) isCond()           {}
-func (InCompartment) isCond()  {}
-func (KeyIn) isCond()          {}
-func (LinkedPatients) isCond() {}
-func (Missing) isCond()        {}
-func (TokenMatch) isCond()     {}
-func (StringMatch) isCond()    {}
-func (RefMatch) isCond()       {}
-func (Chain) isCond()          {}
-func (DateMatch) isCond()      {}
-func (NumberMatch) isCond()    {}
-func (URIMatch) isCond()       {}
+func (And) isCond()                 {}
+func (Or) isCond()                  {}
+func (Not) isCond()                 {}
+func (IDIn) isCond()                {}
+func (InCompartment) isCond()       {}
+func (KeyIn) isCond()               {}
+func (LinkedPatients) isCond()      {}
+func (Missing) isCond()             {}
+func (TokenMatch) isCond()          {}
+func (StringMatch) isCond()         {}
+func (RefMatch) isCond()            {}
+func (Chain) isCond()               {}
+func (DateMatch) isCond()           {}
+func (NumberMatch) isCond()         {}
+func (URIMatch) isCond()            {}
+func (RefersToCompartment) isCond() {}

@@ -73,6 +73,16 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 			b.args = append(b.args, p)
 		}
 		return alias + ".res_id IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
+	case store.RefersToCompartment:
+		if len(c.Patients) == 0 {
+			return "1 = 0"
+		}
+		b.args = append(b.args, typ, c.Param)
+		for _, p := range c.Patients {
+			b.args = append(b.args, p)
+		}
+		return alias + ".rid IN (SELECT f.rid FROM fhir_ref f JOIN fhir_compartment c ON c.res_type = f.target_type AND c.res_id = f.target_id" +
+			" WHERE f.res_type = ? AND f.param = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
 	case store.LinkedPatients:
 		if len(c.Via) == 0 {
 			return "1 = 0"

@@ -426,6 +426,13 @@ func testFHIRIncludes(t *testing.T, b Backend) {
 	if err != nil || len(inc) != 1 || inc[0].ID != "p1" {
 		t.Fatalf("_include subject = %+v, %v", inc, err)
 	}
+	// A Provenance is reachable through the compartment of what it targets.
+	for pat, want := range map[string]int{"p1": 1, "p2": 0} {
+		res, err := s.Search(c, store.Query{Type: "Provenance", Where: store.RefersToCompartment{Param: "target", Patients: []string{pat}}, Page: store.Page{Count: 5}})
+		if err != nil || len(res.Resources) != want {
+			t.Fatalf("Provenance targeting %s's resources = %v, %v; want %d", pat, ids(res), err, want)
+		}
+	}
 	rev, err := s.Includes(c, keys, store.Include{Rev: true, SourceType: "Provenance", Param: "target"}, 100)
 	if err != nil || len(rev) != 1 || rev[0].ID != "prov1" {
 		t.Fatalf("_revinclude Provenance:target = %+v, %v", rev, err)
