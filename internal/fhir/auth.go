@@ -85,6 +85,9 @@ type access struct {
 	Cond        store.Cond
 	Compartment store.Cond
 	Needed      string // a scope that would allow the interaction without constraint
+	// Patients, when not nil, are the only patients whose compartments the
+	// caller may write into (nil: any).
+	Patients []string
 }
 
 // patientFree lists the supported types that hold no patient data: they
@@ -178,15 +181,81 @@ func (a *API) authorize(ctx context.Context, c *caller, typ string, perm scope.P
 	}
 	ac := access{Cond: store.Or(conds), Needed: needed}
 	compartment := store.Or(comps)
+	restricted := true
 	for _, x := range comps {
 		if x == nil {
-			compartment = nil
+			compartment, restricted = nil, false
+			continue
 		}
+		ac.Patients = append(ac.Patients, condPatients(x)...)
 	}
 	if compartment != nil {
 		ac.Compartment = compartment
 	}
+	if !restricted {
+		ac.Patients = nil
+	}
 	return ac, nil
+}
+
+// condPatients are the patients a context condition names (the
+// compartments a write may touch).
+func condPatients(c store.Cond) []string {
+	switch c := c.(type) {
+	case store.InCompartment:
+		return c.Patients
+	case store.Or:
+		var out []string
+		for _, x := range c {
+			out = append(out, condPatients(x)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// checkWrite refuses a write whose content reaches beyond the caller's
+// patients: every compartment it would enter must be one of theirs (an
+// Observation of one patient naming another as performer enters both),
+// and every existing resource it would place in a compartment (the Binary
+// a DocumentReference points at) must already be readable by the caller.
+func (a *API) checkWrite(ctx context.Context, rd reader, c *caller, typ string, ix store.Index, ac access) error {
+	if ac.Patients != nil {
+		for _, p := range ix.Patients {
+			if !slices.Contains(ac.Patients, p) {
+				return insufficient(ac.Needed, "this %s would enter the compartment of Patient/%s, and the token may write only for %s; remove the reference or use a token for that patient", typ, p, patientList(ac.Patients))
+			}
+		}
+	}
+	for _, l := range ix.Links {
+		lac, err := a.authorize(ctx, c, l.Type, scope.PermR, nil)
+		if err != nil {
+			return insufficient(userScope(l.Type, scope.PermR), "this %s points at %s/%s, which the token may not read; it cannot give that resource to a patient", typ, l.Type, l.ID)
+		}
+		if lac.Cond == nil {
+			continue
+		}
+		_, err = rd.ReadResource(ctx, l.Type, l.ID, lac.Cond)
+		switch {
+		case err == nil, errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, store.ErrAccessDenied), errors.Is(err, store.ErrGone):
+			return insufficient(userScope(l.Type, scope.PermR), "this %s points at %s/%s, which belongs to a record this token may not read; it cannot give that resource to another patient", typ, l.Type, l.ID)
+		default:
+			return problem.Internal(err)
+		}
+	}
+	return nil
+}
+
+func patientList(ps []string) string {
+	if len(ps) == 0 {
+		return "no patient"
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = "Patient/" + p
+	}
+	return strings.Join(out, ", ")
 }
 
 // contextCond is the condition a scope's context (patient, user, system)
@@ -214,15 +283,27 @@ func (a *API) contextCond(ctx context.Context, c *caller, context, typ string, p
 			if a.practitionerAccess != "care-relationship" || patientFree[typ] {
 				return nil, "", nil
 			}
-			return store.LinkedPatients{Type: "Practitioner", ID: id, Via: careLinks}, "", nil
-		case "Patient":
+			linked := store.LinkedPatients{Type: "Practitioner", ID: id, Via: careLinks}
+			if perm == scope.PermR || perm == scope.PermS {
+				return linked, "", nil
+			}
+			// A write is checked after it is made; resolve the linked
+			// patients first, so that a write cannot create the very link
+			// (an Encounter naming the practitioner) that would allow it.
+			pats, err := a.linkedPatients(ctx, linked)
+			if err != nil {
+				return nil, "", err
+			}
+			return compartmentCond(typ, pats), "", nil
+		case "Patient", "RelatedPerson":
 			if patientFree[typ] {
+				if perm != scope.PermR && perm != scope.PermS {
+					return nil, typ + " holds no patient data, so a patient's or related person's user/ scope may read it but not " + permNames[perm] + " it", nil
+				}
 				return nil, "", nil
 			}
-			return compartmentCond(typ, []string{id}), "", nil
-		case "RelatedPerson":
-			if patientFree[typ] {
-				return nil, "", nil
+			if typ2 == "Patient" {
+				return compartmentCond(typ, []string{id}), "", nil
 			}
 			pats, err := a.relatedPatients(ctx, id)
 			if err != nil {
@@ -246,6 +327,68 @@ func compartmentCond(typ string, patients []string) store.Cond {
 		return store.Or{in, store.RefersToCompartment{Param: "target", Patients: patients}}
 	}
 	return in
+}
+
+// maxLinkedPatients bounds the patients a care-relationship write check
+// resolves; a practitioner linked to more is refused writes with a clear
+// reason rather than checked partially.
+const maxLinkedPatients = 10000
+
+func (a *API) linkedPatients(ctx context.Context, linked store.LinkedPatients) ([]string, error) {
+	res, err := a.store.Search(ctx, store.Query{Type: "Patient", Where: linked, Page: store.Page{Count: maxLinkedPatients}})
+	if err != nil {
+		return nil, problem.Internal(err)
+	}
+	if res.More {
+		return nil, problem.New(problem.InsufficientScope, "this practitioner is linked to more than %d patients, too many for fhir.practitioner_access: care-relationship to check a write; ask an administrator", maxLinkedPatients)
+	}
+	pats := make([]string, len(res.Resources))
+	for i, f := range res.Resources {
+		pats[i] = f.ID
+	}
+	return pats, nil
+}
+
+// guardChains makes every chained search parameter subject to the
+// caller's search access on the chain's target type: a chain may not
+// filter by resources the token may not search (that would reveal them).
+func (a *API) guardChains(ctx context.Context, c *caller, cond store.Cond) (store.Cond, error) {
+	switch x := cond.(type) {
+	case store.And:
+		out := make(store.And, len(x))
+		for i, y := range x {
+			g, err := a.guardChains(ctx, c, y)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = g
+		}
+		return out, nil
+	case store.Or:
+		out := make(store.Or, len(x))
+		for i, y := range x {
+			g, err := a.guardChains(ctx, c, y)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = g
+		}
+		return out, nil
+	case store.Not:
+		g, err := a.guardChains(ctx, c, x.Cond)
+		if err != nil {
+			return nil, err
+		}
+		return store.Not{Cond: g}, nil
+	case store.Chain:
+		ac, err := a.authorize(ctx, c, x.TargetType, scope.PermS, nil)
+		if err != nil {
+			return nil, err
+		}
+		x.Where = and(x.Where, ac.Cond)
+		return x, nil
+	}
+	return cond, nil
 }
 
 // careLinks are the references that link a practitioner to a patient under

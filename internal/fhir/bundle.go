@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"smartgate/internal/fhir/spec"
 	"smartgate/internal/problem"
@@ -130,34 +129,6 @@ func (a *API) parseEntry(i int, fullURL string, resource json.RawMessage, req *s
 // transaction applies every entry or none.
 func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops []entryOp) error {
 	ctx := r.Context()
-	// Server-assigned ids for creates, and the references that named them
-	// by fullUrl (urn:uuid:... or any other) rewritten to Type/id.
-	refs := map[string]string{}
-	for i := range ops {
-		op := &ops[i]
-		switch op.method {
-		case "POST":
-			op.id = newID()
-			if op.fullURL != "" {
-				refs[op.fullURL] = op.typ + "/" + op.id
-			}
-		case "PUT":
-			if op.fullURL != "" && op.fullURL != a.fullURL(op.typ, op.id) {
-				refs[op.fullURL] = op.typ + "/" + op.id
-			}
-		}
-	}
-	if len(refs) > 0 {
-		for i := range ops {
-			if ops[i].body != nil {
-				b, err := rewriteRefs(ops[i].body, refs)
-				if err != nil {
-					return problem.New(problem.TransactionFailed, "entry %d: the resource is not valid JSON; nothing was applied", i)
-				}
-				ops[i].body = b
-			}
-		}
-	}
 	// FHIR R4 §3.1.0.11.2: deletes, then creates, then updates, then reads.
 	rank := map[string]int{"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 	order := make([]int, len(ops))
@@ -166,19 +137,60 @@ func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops
 	}
 	sort.SliceStable(order, func(x, y int) bool { return rank[ops[order[x]].method] < rank[ops[order[y]].method] })
 	results := make([]result, len(ops))
+	fail := func(i int, err error) error {
+		pe := problem.From(err)
+		if pe.ID == problem.InternalError {
+			return pe
+		}
+		e := problem.New(problem.TransactionFailed, "entry %d (%s %s) failed: %s; nothing was applied", i, ops[i].method, ops[i].typ, pe.Description)
+		e.Status = pe.HTTPStatus()
+		e.Issues = pe.Issues
+		return e
+	}
 	err := a.store.WriteFHIR(ctx, func(tx store.FHIRTx) error {
+		// The ids of creates, and the references that name them by fullUrl
+		// (urn:uuid:... or any other) rewritten to Type/id. A conditional
+		// create that matches an existing resource is that resource.
+		refs := map[string]string{}
+		for i := range ops {
+			op := &ops[i]
+			switch op.method {
+			case "POST":
+				op.id = newID()
+				if op.ifNoneExist != "" {
+					found, n, err := a.conditional(ctx, tx, c, op.typ, op.ifNoneExist, "ifNoneExist")
+					if err != nil {
+						return fail(i, err)
+					}
+					if n == 1 {
+						op.id = found.ID
+					}
+				}
+				if op.fullURL != "" {
+					refs[op.fullURL] = op.typ + "/" + op.id
+				}
+			case "PUT":
+				if op.fullURL != "" && op.fullURL != a.fullURL(op.typ, op.id) {
+					refs[op.fullURL] = op.typ + "/" + op.id
+				}
+			}
+		}
+		if len(refs) > 0 {
+			for i := range ops {
+				if ops[i].body != nil {
+					b, err := rewriteRefs(ops[i].body, refs)
+					if err != nil {
+						return fail(i, problem.New(problem.ResourceInvalid, "the resource is not valid JSON"))
+					}
+					ops[i].body = b
+				}
+			}
+		}
 		for _, i := range order {
 			op := ops[i]
 			out, err := a.apply(ctx, tx, c, op)
 			if err != nil {
-				pe := problem.From(err)
-				e := problem.New(problem.TransactionFailed, "entry %d (%s %s) failed: %s; nothing was applied", i, op.method, op.typ, pe.Description)
-				e.Status = pe.HTTPStatus()
-				e.Issues = pe.Issues
-				if pe.ID == problem.InternalError {
-					return pe
-				}
-				return e
+				return fail(i, err)
 			}
 			results[i] = out
 		}
@@ -261,7 +273,7 @@ func (a *API) writeResponseBundle(w http.ResponseWriter, r *http.Request, typ st
 		}
 		if out.res.Version > 0 {
 			resp["etag"] = `W/"` + strconv.FormatInt(out.res.Version, 10) + `"`
-			resp["lastModified"] = out.res.LastUpdated.UTC().Format(time.RFC3339Nano)
+			resp["lastModified"] = instant(out.res.LastUpdated)
 		}
 		rj, _ := json.Marshal(resp)
 		full := ""

@@ -142,7 +142,6 @@ func (a *API) Capabilities() map[string]any {
 		"date":                a.start.Format(time.RFC3339),
 		"publisher":           "smartgate",
 		"kind":                "instance",
-		"instantiates":        []string{"http://hl7.org/fhir/us/core/CapabilityStatement/us-core-server"},
 		"implementationGuide": []string{"http://hl7.org/fhir/us/core/ImplementationGuide/hl7.fhir.us.core|6.1.0", "http://hl7.org/fhir/smart-app-launch/ImplementationGuide/hl7.fhir.uv.smart-app-launch"},
 		"software":            map[string]any{"name": a.soft, "version": a.ver},
 		"implementation":      map[string]any{"description": "smartgate FHIR R4 API", "url": a.base},

@@ -100,6 +100,24 @@ func (a *API) vread(ctx context.Context, c *caller, typ, id string, version int6
 	if res.Deleted {
 		return result{}, problem.New(problem.ResourceDeleted, "version %d of %s/%s is its deletion", version, typ, id)
 	}
+	// The current version is within access; this one must be too (it may
+	// have belonged to another patient, or not matched a scope's constraint).
+	ok, err := a.versionVisible(ctx, a.store, res, ac.Cond)
+	if err != nil {
+		return result{}, err
+	}
+	if !ok {
+		if ac.Compartment != nil {
+			inComp, err := a.versionVisible(ctx, a.store, res, ac.Compartment)
+			if err != nil {
+				return result{}, err
+			}
+			if !inComp {
+				return result{}, problem.New(problem.ResourceNotFound, "%s/%s has no version %d that this token may read", typ, id, version)
+			}
+		}
+		return result{}, insufficient(ac.Needed, "version %d of %s/%s is outside what the token's scopes allow (a granular scope's query constraint excludes it); the scope %s would allow it", version, typ, id, ac.Needed)
+	}
 	return result{status: http.StatusOK, body: res.Body, res: res}, nil
 }
 
@@ -141,6 +159,8 @@ func (a *API) writeError(ctx context.Context, typ, id string, ac access, err err
 		return problem.New(problem.PreconditionFailed, "If-Match names a version of %s/%s that is not the current one; read it again and send the current ETag", typ, id)
 	case errors.Is(err, store.ErrNotFound):
 		return problem.New(problem.ResourceNotFound, "%s/%s does not exist", typ, id)
+	case errors.Is(err, store.ErrConflict):
+		return problem.New(problem.VersionConflict, "another request created %s/%s at the same moment; read it and retry", typ, id)
 	case errors.Is(err, store.ErrAccessDenied):
 		if ac.Compartment != nil {
 			if _, rerr := a.store.ReadResource(ctx, typ, id, ac.Compartment); errors.Is(rerr, store.ErrAccessDenied) {
@@ -170,7 +190,7 @@ func (a *API) create(ctx context.Context, tx store.FHIRTx, c *caller, typ, id st
 		case n == 1:
 			return result{status: http.StatusOK, body: found.Body, res: found.Resource, location: a.versionURL(found.Resource)}, nil
 		case n > 1:
-			return result{}, problem.New(problem.PreconditionFailed, "If-None-Exist matches %d %s resources; make the criteria specific enough to match at most one", n, typ)
+			return result{}, problem.New(problem.PreconditionFailed, "If-None-Exist matches more than one %s; make the criteria specific enough to match at most one", typ)
 		}
 	}
 	if id == "" {
@@ -178,6 +198,9 @@ func (a *API) create(ctx context.Context, tx store.FHIRTx, c *caller, typ, id st
 	}
 	stored, ix, err := a.prepare(typ, id, body)
 	if err != nil {
+		return result{}, err
+	}
+	if err := a.checkWrite(ctx, tx, c, typ, ix, ac); err != nil {
 		return result{}, err
 	}
 	res, err := tx.Put(ctx, store.Write{Type: typ, ID: id, Body: stored, Index: ix, Access: ac.Cond})
@@ -199,14 +222,18 @@ func (a *API) conditional(ctx context.Context, tx store.FHIRTx, c *caller, typ, 
 	if err != nil {
 		return store.Found{}, 0, err
 	}
-	ac, err := a.authorize(ctx, c, typ, scope.PermS, params)
+	ac, err := a.authorize(ctx, c, typ, scope.PermS, ps.criteria())
+	if err != nil {
+		return store.Found{}, 0, err
+	}
+	where, err := a.guardChains(ctx, c, ps.where)
 	if err != nil {
 		return store.Found{}, 0, err
 	}
 	if err := tx.Lock(ctx, typ+"?"+ps.self.Encode()); err != nil {
 		return store.Found{}, 0, problem.Internal(err)
 	}
-	res, err := tx.Search(ctx, store.Query{Type: typ, Where: and(ps.where, ac.Cond), Page: store.Page{Count: 2}})
+	res, err := tx.Search(ctx, store.Query{Type: typ, Where: and(where, ac.Cond), Page: store.Page{Count: 2}})
 	if err != nil {
 		return store.Found{}, 0, problem.Internal(err)
 	}
@@ -262,7 +289,10 @@ func (a *API) update(ctx context.Context, tx store.FHIRTx, c *caller, typ, id st
 	if err != nil {
 		return result{}, err
 	}
-	res, err := tx.Put(ctx, store.Write{Type: typ, ID: id, Body: stored, Index: ix, Access: ac.Cond, IfMatch: version})
+	if err := a.checkWrite(ctx, tx, c, typ, ix, ac); err != nil {
+		return result{}, err
+	}
+	res, err := tx.Put(ctx, store.Write{Type: typ, ID: id, Body: stored, Index: ix, Access: ac.Cond, IfMatch: version, Method: "update"})
 	if err != nil {
 		return result{}, a.writeError(ctx, typ, id, ac, err)
 	}
@@ -297,7 +327,20 @@ func (a *API) delete(ctx context.Context, tx store.FHIRTx, c *caller, typ, id st
 
 // --- HTTP wrappers ---
 
+// checkShape refuses _summary values a read cannot honour.
+func checkShape(r *http.Request) error {
+	switch v := r.URL.Query().Get("_summary"); v {
+	case "", "false", "data", "text":
+		return nil
+	default:
+		return searchError("_summary", "a read takes _summary=data, text or false (true and count are not supported here), got %q", clip(v))
+	}
+}
+
 func (a *API) readHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, id string) error {
+	if err := checkShape(r); err != nil {
+		return err
+	}
 	out, err := a.read(r.Context(), a.store, c, typ, id)
 	if err != nil {
 		a.record(r.Context(), c, "fhir.read", "failure", auditDetail("resource", typ+"/"+id))
@@ -316,13 +359,16 @@ func (a *API) readHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, i
 }
 
 func (a *API) vreadHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, id string, v int64) error {
+	if err := checkShape(r); err != nil {
+		return err
+	}
 	out, err := a.vread(r.Context(), c, typ, id, v)
 	if err != nil {
 		return err
 	}
 	a.record(r.Context(), c, "fhir.vread", "success", auditDetail("resource", typ+"/"+id, "version", strconv.FormatInt(v, 10)))
 	versionHeaders(w.Header(), out.res)
-	return writeJSON(w, r, out.status, out.body)
+	return writeJSON(w, r, out.status, a.shape(out.body, r.URL.Query()))
 }
 
 // writeHTTP runs one write in its own transaction and answers it with

@@ -22,11 +22,17 @@ func (a *API) searchRun(ctx context.Context, rd reader, c *caller, typ string, p
 	if err != nil {
 		return nil, err
 	}
-	ac, err := a.authorize(ctx, c, typ, scope.PermS, params)
+	// Only parameters the search really applies may satisfy a granular
+	// scope's constraint (an unknown one is ignored, so it must not count).
+	ac, err := a.authorize(ctx, c, typ, scope.PermS, ps.criteria())
 	if err != nil {
 		return nil, err
 	}
-	q := store.Query{Type: typ, Where: and(ps.where, ac.Cond), Sort: ps.sort,
+	where, err := a.guardChains(ctx, c, ps.where)
+	if err != nil {
+		return nil, err
+	}
+	q := store.Query{Type: typ, Where: and(where, ac.Cond), Sort: ps.sort,
 		Page: store.Page{Count: ps.count, After: ps.after, AfterValues: ps.afterVal, Total: ps.total != "none"}}
 	if ps.summary == "count" {
 		q.Page.Count, q.Page.Total = 0, true
@@ -46,12 +52,12 @@ func (a *API) searchRun(ctx context.Context, rd reader, c *caller, typ string, p
 	if res.Total >= 0 {
 		b.raw("total", strconv.Itoa(res.Total))
 	}
-	links := [][2]string{{"self", a.base + "/" + typ + "?" + ps.self.Encode()}}
+	links := [][2]string{{"self", withQuery(a.base+"/"+typ, ps.self)}}
 	if res.More {
 		next := cloneValues(ps.self)
 		last := res.Resources[len(res.Resources)-1]
 		next.Set("_cursor", encodeCursor(last.Key, last.SortValues))
-		links = append(links, [2]string{"next", a.base + "/" + typ + "?" + next.Encode()})
+		links = append(links, [2]string{"next", withQuery(a.base+"/"+typ, next)})
 	}
 	b.links(links)
 	shape := url.Values{}
@@ -123,6 +129,19 @@ func (a *API) includes(ctx context.Context, rd reader, c *caller, matches []stor
 		}
 	}
 	return out, nil
+}
+
+// withQuery is path with the query, without a dangling "?" when empty.
+func withQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+// instant formats a stored time as meta.lastUpdated does (microseconds, UTC).
+func instant(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -199,6 +218,22 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 	if err != nil {
 		return problem.Internal(err)
 	}
+	// Where keeps resources whose current version is within access; each
+	// earlier version must be too, on its own content.
+	var cursorAt *store.HistoryEntry
+	if len(entries) > 0 {
+		cursorAt = &entries[len(entries)-1]
+	}
+	visible := entries[:0:0]
+	for _, e := range entries {
+		ok, err := a.versionVisible(ctx, a.store, e.Resource, ac.Cond)
+		if err != nil {
+			return err
+		}
+		if ok {
+			visible = append(visible, e)
+		}
+	}
 	path := a.base + "/" + typ
 	if id != "" {
 		path += "/" + id
@@ -206,15 +241,15 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 	path += "/_history"
 	b := &bundleWriter{}
 	b.start("history")
-	links := [][2]string{{"self", path + "?" + self.Encode()}}
+	links := [][2]string{{"self", withQuery(path, self)}}
 	if more {
-		last := entries[len(entries)-1]
+		last := *cursorAt
 		next := cloneValues(self)
 		next.Set("_cursor", strconv.FormatInt(last.LastUpdated.UnixMicro(), 10)+"-"+strconv.FormatInt(last.Key, 10))
-		links = append(links, [2]string{"next", path + "?" + next.Encode()})
+		links = append(links, [2]string{"next", withQuery(path, next)})
 	}
 	b.links(links)
-	for _, e := range entries {
+	for _, e := range visible {
 		method, status := "PUT", "200 OK"
 		switch e.Method {
 		case "create":
@@ -222,12 +257,15 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 		case "delete":
 			method, status = "DELETE", "204 No Content"
 		}
+		if e.Method == "update" && e.Version == 1 {
+			status = "201 Created" // an update that created the resource
+		}
 		reqURL := e.Type + "/" + e.ID
 		if method == "POST" {
 			reqURL = e.Type
 		}
 		req, _ := json.Marshal(map[string]string{"method": method, "url": reqURL})
-		resp, _ := json.Marshal(map[string]string{"status": status, "etag": `W/"` + strconv.FormatInt(e.Version, 10) + `"`, "lastModified": e.LastUpdated.UTC().Format(time.RFC3339Nano)})
+		resp, _ := json.Marshal(map[string]string{"status": status, "etag": `W/"` + strconv.FormatInt(e.Version, 10) + `"`, "lastModified": instant(e.LastUpdated)})
 		b.entry(a.fullURL(e.Type, e.ID), e.Body, "", string(req), string(resp))
 	}
 	a.record(ctx, c, "fhir.history", "success", auditDetail("type", typ, "id", id))

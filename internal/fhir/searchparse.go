@@ -102,6 +102,18 @@ func decodeCursor(c string) (int64, []any, error) {
 	return key, vals, nil
 }
 
+// criteria are the search parameters the search applies (no control
+// parameters, no unknown ones): what may satisfy a scope's constraint.
+func (s *search) criteria() url.Values {
+	out := url.Values{}
+	for k, vs := range s.self {
+		if !controlParams[k] {
+			out[k] = vs
+		}
+	}
+	return out
+}
+
 // control parameters: not search criteria.
 var controlParams = map[string]bool{
 	"_count": true, "_sort": true, "_include": true, "_revinclude": true, "_summary": true,

@@ -127,6 +127,9 @@ type Write struct {
 	Body   []byte
 	Index  Index
 	Delete bool
+	// Method, when set, is recorded as the interaction that made the
+	// version ("update" for an update that creates); else create or update.
+	Method string
 	// IfMatch, when non-zero, is the version the current one must be.
 	IfMatch int64
 	// MustExist refuses a write to an id that was never written

@@ -428,6 +428,9 @@ func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error)
 		r.Version = cur.Version + 1
 		r.Method = "update"
 	}
+	if w.Method != "" {
+		r.Method = w.Method
+	}
 	body, err := store.SetMeta(w.Body, w.Type, w.ID, r.Version, now)
 	if err != nil {
 		return store.Resource{}, err
@@ -444,6 +447,9 @@ func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error)
 	} else {
 		if err := tx.QueryRowContext(ctx, db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, 0, ?) RETURNING rid"),
 			w.Type, w.ID, r.Version, micros(now), string(body)).Scan(&rid); err != nil {
+			if isUniqueViolation(err) {
+				return store.Resource{}, store.ErrConflict
+			}
 			return store.Resource{}, err
 		}
 	}
@@ -463,6 +469,13 @@ func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error)
 		}
 	}
 	return r, nil
+}
+
+// isUniqueViolation recognises a unique-constraint failure on either
+// engine (PostgreSQL SQLSTATE 23505, SQLite's UNIQUE constraint failed).
+func isUniqueViolation(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "23505") || strings.Contains(msg, "UNIQUE constraint failed")
 }
 
 func (t *fhirTx) history(ctx context.Context, rid int64, r store.Resource, body string) error {
