@@ -251,3 +251,103 @@ func TestProvenanceOfOwnRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestAccessRegressions covers holes found in review: each must stay closed.
+func TestAccessRegressions(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	pats := devdata.Patients()
+	amy, jose := pats[0], pats[1]
+	sys := f.token("system/*.cruds", "", "")
+	labCat := "http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
+
+	// 1. An unknown parameter must not satisfy a granular scope's constraint.
+	tok := f.token("system/Observation.rs?foo=bar", "", "")
+	if r := f.do("GET", "/Observation?foo=bar&_summary=count", tok, nil); r.status != 200 || r.json["total"].(float64) != 0 {
+		t.Errorf("constraint foo=bar satisfied by an ignored parameter: %d total %v", r.status, r.json["total"])
+	}
+
+	// 2. vread and history check each version: an Observation that moved
+	// from José to Amy shows Amy only the version that is hers, and a
+	// lab-only token sees only the laboratory version.
+	body := func(patient, cat string) string {
+		return fmt.Sprintf(`{"resourceType":"Observation","id":"moved","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":%q}]}],"code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, cat, patient)
+	}
+	if r := f.do("PUT", "/Observation/moved", sys, body(jose, "vital-signs")); r.status != 201 {
+		t.Fatalf("PUT v1 = %d %s", r.status, r.body)
+	}
+	if r := f.do("PUT", "/Observation/moved", sys, body(amy, "laboratory")); r.status != 200 {
+		t.Fatalf("PUT v2 = %d %s", r.status, r.body)
+	}
+	amyTok := f.token("patient/*.rs", amy, "")
+	if r := f.do("GET", "/Observation/moved/_history/1", amyTok, nil); r.status != 404 {
+		t.Errorf("Amy vreads José's version 1: %d", r.status)
+	}
+	if r := f.do("GET", "/Observation/moved/_history/2", amyTok, nil); r.status != 200 {
+		t.Errorf("Amy vreads her version 2: %d", r.status)
+	}
+	if ids := f.do("GET", "/Observation/moved/_history", amyTok, nil).ids(""); len(ids) != 1 {
+		t.Errorf("Amy's instance history shows %d versions, want 1", len(ids))
+	}
+	lab := f.token("patient/Observation.rs?category="+labCat, amy, "")
+	if r := f.do("GET", "/Observation/moved/_history/1", lab, nil); r.status == 200 {
+		t.Errorf("a lab-only token vreads a vital-signs version: %d", r.status)
+	}
+
+	// 3. Under care-relationship, a practitioner cannot link himself to a
+	// patient by writing an Encounter that names him.
+	cr := newFixture(t, "sqlite", func(d *fhir.Deps) { d.PractitionerAccess = "care-relationship" })
+	crSys := cr.token("system/*.rs", "", "")
+	var outsider, patient string
+	for _, dr := range devdata.Practitioners() {
+		for _, p := range pats {
+			if len(cr.do("GET", "/Patient?_id="+p+"&general-practitioner=Practitioner/"+dr, crSys, nil).ids("match")) == 0 &&
+				len(cr.do("GET", "/Encounter?patient="+p+"&participant=Practitioner/"+dr, crSys, nil).ids("match")) == 0 &&
+				len(cr.do("GET", "/CareTeam?patient="+p+"&participant=Practitioner/"+dr, crSys, nil).ids("match")) == 0 {
+				outsider, patient = dr, p
+			}
+		}
+	}
+	if outsider == "" {
+		t.Fatal("every demo practitioner is linked to every patient")
+	}
+	drTok := cr.token("user/*.cruds", "", "Practitioner/"+outsider)
+	enc := fmt.Sprintf(`{"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/%s"},"participant":[{"individual":{"reference":"Practitioner/%s"}}]}`, patient, outsider)
+	if r := cr.do("POST", "/Encounter", drTok, enc); r.status == 201 {
+		t.Errorf("an unlinked practitioner created an Encounter linking himself to Patient/%s", patient)
+	}
+	if r := cr.do("GET", "/Patient/"+patient, drTok, nil); r.status != 404 {
+		t.Errorf("unlinked practitioner reads Patient/%s: %d", patient, r.status)
+	}
+
+	// 4. A patient user's user/ scopes read but do not write patient-free types.
+	patUser := f.token("user/*.cruds", "", "Patient/"+jose)
+	if r := f.do("GET", "/Location?_count=1", patUser, nil); r.status != 200 || len(r.ids("match")) != 1 {
+		t.Errorf("patient user reads Location: %d", r.status)
+	}
+	loc := f.do("GET", "/Location?_count=1", sys, nil).ids("match")[0]
+	if r := f.do("DELETE", "/"+loc, patUser, nil); r.status != 403 {
+		t.Errorf("patient user deletes %s: %d", loc, r.status)
+	}
+
+	// 5. A chain may not search a type the token has no scope for.
+	obsOnly := f.token("system/Observation.rs", "", "")
+	if r := f.do("GET", "/Observation?patient.birthdate=lt1950", obsOnly, nil); r.status != 403 {
+		t.Errorf("chained search into Patient with only Observation scopes: %d", r.status)
+	}
+
+	// 6. A transaction's conditional create that matches makes its urn:uuid
+	// references point at the existing resource.
+	tx := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
+	 {"fullUrl":"urn:uuid:11111111-1111-1111-1111-111111111111","resource":{"resourceType":"Patient","name":[{"family":"Dup"}]},"request":{"method":"POST","url":"Patient","ifNoneExist":"_id=%s"}},
+	 {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"urn:uuid:11111111-1111-1111-1111-111111111111"}},"request":{"method":"POST","url":"Observation"}}]}`, amy)
+	r := f.do("POST", "", sys, tx)
+	if r.status != 200 {
+		t.Fatalf("transaction = %d %s", r.status, r.body)
+	}
+	entries := r.json["entry"].([]any)
+	loc2 := entries[1].(map[string]any)["response"].(map[string]any)["location"].(string)
+	obs := f.do("GET", strings.TrimPrefix(loc2[:strings.Index(loc2, "/_history")], issuer+"/fhir"), sys, nil)
+	if ref := obs.json["subject"].(map[string]any)["reference"]; ref != "Patient/"+amy {
+		t.Errorf("the Observation's subject is %v, want Patient/%s", ref, amy)
+	}
+}
