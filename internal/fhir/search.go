@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"smartgate/internal/fhir/validate"
 	"smartgate/internal/problem"
 	"smartgate/internal/scope"
 	"smartgate/internal/store"
@@ -336,8 +337,11 @@ func (b *bundleWriter) finish() []byte {
 	return b.buf.Bytes()
 }
 
-// shape applies _elements and _summary (text, data, false) to one
-// resource; the result is marked SUBSETTED as FHIR R4 §3.1.1.5.9 asks.
+// shape applies _elements and _summary (true, text, data, false) to one
+// resource, as https://hl7.org/fhir/R4/search.html#summary and #elements
+// define them; the result is marked SUBSETTED as FHIR R4 §3.1.1.5.9 asks.
+// _elements wins when both are given. Only top-level elements are chosen: a
+// kept element keeps all it holds.
 func (a *API) shape(body []byte, params url.Values) []byte {
 	summary := params.Get("_summary")
 	elements := params.Get("_elements")
@@ -366,8 +370,19 @@ func (a *API) shape(body []byte, params url.Values) []byte {
 				}
 			}
 		}
+	case summary == "true":
+		// "All supporting elements marked as summary in the base
+		// definition" (choice variants spelt out), which include
+		// implicitRules; and modifierExtension, which R4's snapshots do
+		// not mark although ElementDefinition.isSummary says a top-level
+		// modifier must be: dropping it would let a client read the
+		// summary without what changes its meaning.
+		keepAll(keep, validate.SummaryElements(resourceTypeOf(m)))
+		keep["implicitRules"], keep["modifierExtension"] = true, true
 	case summary == "text":
+		// "The text, id, meta, and only top-level mandatory elements."
 		keep["text"] = true
+		keepAll(keep, validate.MandatoryElements(resourceTypeOf(m)))
 	case summary == "data":
 		for k := range m {
 			keep[k] = k != "text"
@@ -391,4 +406,19 @@ func (a *API) shape(body []byte, params url.Values) []byte {
 		return body
 	}
 	return out
+}
+
+// keepAll marks every name in names kept.
+func keepAll(keep map[string]bool, names []string) {
+	for _, n := range names {
+		keep[n] = true
+	}
+}
+
+// resourceTypeOf is the resourceType of a decoded resource; "" when it is
+// missing or not a string, which selects no elements.
+func resourceTypeOf(m map[string]json.RawMessage) string {
+	var t string
+	_ = json.Unmarshal(m["resourceType"], &t)
+	return t
 }

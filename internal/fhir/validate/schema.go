@@ -41,6 +41,7 @@ type schemaStructure struct {
 		Max  string   `json:"max"`
 		Type []string `json:"t"`
 		Ref  string   `json:"ref"`
+		Sum  bool     `json:"sum"`
 	} `json:"elements"`
 }
 
@@ -80,6 +81,7 @@ type elemDef struct {
 	min    int
 	many   bool // max "*": always a JSON array
 	choice bool // name[x]
+	sum    bool // ElementDefinition.isSummary
 	types  []typeRef
 }
 
@@ -97,6 +99,9 @@ type structDef struct {
 	fields   map[string]field // JSON names, choice variants spelt out
 	elems    []*elemDef
 	required []*elemDef
+	// For resources: the JSON names of the top-level summary and
+	// mandatory elements, sorted (see SummaryElements).
+	summary, mandatory []string
 }
 
 // schema is the loaded data, shared by every validation.
@@ -221,7 +226,7 @@ func (b *builder) fill(root *structDef, d schemaStructure) error {
 			parent, name = e.Path[:i], e.Path[i+1:]
 		}
 		st := backbone[parent]
-		ed := &elemDef{name: name, min: e.Min, many: e.Max == "*"}
+		ed := &elemDef{name: name, min: e.Min, many: e.Max == "*", sum: e.Sum}
 		if base, ok := strings.CutSuffix(name, "[x]"); ok {
 			ed.name, ed.choice = base, true
 		}
@@ -252,12 +257,7 @@ func (b *builder) fill(root *structDef, d schemaStructure) error {
 			st.fields = map[string]field{}
 		}
 		for i := range ed.types {
-			jsonName := ed.name
-			if ed.choice {
-				t := ed.types[i].name
-				jsonName += strings.ToUpper(t[:1]) + t[1:]
-			}
-			st.fields[jsonName] = field{e: ed, t: &ed.types[i]}
+			st.fields[ed.jsonName(i)] = field{e: ed, t: &ed.types[i]}
 		}
 		st.elems = append(st.elems, ed)
 		if ed.min > 0 {
@@ -269,7 +269,22 @@ func (b *builder) fill(root *structDef, d schemaStructure) error {
 			return fmt.Errorf("%s: contentReference to %s, which has no elements", d.Name, r.ref)
 		}
 	}
+	if root.resource {
+		root.summary = jsonNames(root.elems, func(e *elemDef) bool { return e.sum })
+		root.mandatory = jsonNames(root.elems, func(e *elemDef) bool { return e.min > 0 })
+	}
 	return nil
+}
+
+// jsonName is the JSON property name of the element with its i-th type: the
+// name itself, or for a choice the base name and the type with its first
+// letter upper-cased (https://hl7.org/fhir/R4/formats.html#choice).
+func (e *elemDef) jsonName(i int) string {
+	if !e.choice {
+		return e.name
+	}
+	t := e.types[i].name
+	return e.name + strings.ToUpper(t[:1]) + t[1:]
 }
 
 // fastMatchers are byte loops equivalent to the simplest patterns, which

@@ -21,10 +21,12 @@
 // timeFromStart, groupMeasure); restoring R4's would mean typing it by hand.
 //
 // Output: gzip-compressed JSON (see the file type below) with one element
-// record per snapshot element. Choice elements keep their "[x]" name and
-// list their types; the validator expands them to JSON names by the rule of
-// https://hl7.org/fhir/R4/formats.html#choice (value[x] with type Quantity
-// is "valueQuantity").
+// record per snapshot element: its path, cardinality, types and whether it
+// is a summary element (ElementDefinition.isSummary, which _summary=true
+// keeps: https://hl7.org/fhir/R4/search.html#summary). Choice elements keep
+// their "[x]" name and list their types; the validator expands them to JSON
+// names by the rule of https://hl7.org/fhir/R4/formats.html#choice (value[x]
+// with type Quantity is "valueQuantity").
 //
 // Run it through go generate in internal/fhir/validate, or from the
 // repository root:
@@ -124,6 +126,9 @@ type element struct {
 	// Ref replaces Type for an element defined by reference to another
 	// element of the same structure ("item" for Questionnaire.item.item).
 	Ref string `json:"ref,omitempty"`
+	// Summary is ElementDefinition.isSummary: the element belongs to the
+	// summary form a client asks for with _summary=true.
+	Summary bool `json:"sum,omitempty"`
 }
 
 // jsonType is the JSON type of each primitive, from the table in
@@ -260,6 +265,13 @@ func check(f *file) error {
 			return fmt.Errorf("%s is not defined", must)
 		}
 	}
+	// Resource.id is a summary element in every resource; a resource
+	// without one means isSummary was not read.
+	for _, s := range f.Resources {
+		if !slices.ContainsFunc(s.Elements, func(e element) bool { return e.Path == "id" && e.Summary }) {
+			return fmt.Errorf("%s.id is not marked isSummary; FHIR R4 marks it in every resource", s.Name)
+		}
+	}
 	for _, s := range append(slices.Clone(f.Types), f.Resources...) {
 		paths := map[string]bool{}
 		for _, e := range s.Elements {
@@ -296,6 +308,7 @@ type elementDefinition struct {
 	Min              int    `json:"min"`
 	Max              string `json:"max"`
 	ContentReference string `json:"contentReference"`
+	IsSummary        bool   `json:"isSummary"`
 	Type             []struct {
 		Code      string      `json:"code"`
 		Extension []extension `json:"extension"`
@@ -356,7 +369,7 @@ func readStructure(sd structureDefinition, resource bool, dropped map[string]boo
 		if e.Max != "1" && e.Max != "*" {
 			return s, fmt.Errorf("%s: max %q; expected 1 or *", e.Path, e.Max)
 		}
-		out := element{Path: rel, Min: e.Min, Max: e.Max}
+		out := element{Path: rel, Min: e.Min, Max: e.Max, Summary: e.IsSummary}
 		if e.ContentReference != "" {
 			ref, ok := strings.CutPrefix(e.ContentReference, "#"+prefix)
 			if !ok {
