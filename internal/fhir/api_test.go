@@ -351,3 +351,37 @@ func TestAccessRegressions(t *testing.T) {
 		t.Errorf("the Observation's subject is %v, want Patient/%s", ref, amy)
 	}
 }
+
+// TestDocRef: the US Core $docref operation returns the patient's stored
+// documents, filtered by type and date, within the caller's access.
+func TestDocRef(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	pats := devdata.Patients()
+	amy, jose := pats[0], pats[1]
+	sys := f.token("system/*.rs", "", "")
+	want := f.do("GET", "/DocumentReference?patient="+amy, sys, nil).ids("match")
+	if len(want) == 0 {
+		t.Fatal("no demo DocumentReference for the first patient")
+	}
+	got := f.do("GET", "/DocumentReference/$docref?patient="+amy, sys, nil)
+	if got.status != 200 || !slices.Equal(got.ids("match"), want) {
+		t.Fatalf("$docref = %d %v, want %v", got.status, got.ids("match"), want)
+	}
+	post := f.do("POST", "/DocumentReference/$docref", sys, `{"resourceType":"Parameters","parameter":[{"name":"patient","valueId":"`+amy+`"}]}`)
+	if !slices.Equal(post.ids("match"), want) {
+		t.Fatalf("POST $docref = %d %v", post.status, post.ids("match"))
+	}
+	if r := f.do("GET", "/DocumentReference/$docref?patient="+amy+"&start=2999-01-01", sys, nil); len(r.ids("match")) != 0 {
+		t.Errorf("$docref with a start in the future found %v", r.ids("match"))
+	}
+	if r := f.do("GET", "/DocumentReference/$docref?patient="+amy, f.token("patient/DocumentReference.rs", jose, ""), nil); r.status != 200 || len(r.ids("match")) != 0 {
+		t.Errorf("another patient's $docref = %d %v", r.status, r.ids("match"))
+	}
+	if r := f.do("GET", "/DocumentReference/$docref", sys, nil); r.status != 400 {
+		t.Errorf("$docref without patient = %d", r.status)
+	}
+	cs := f.do("GET", "/metadata", "", nil)
+	if !strings.Contains(string(cs.body), `"definition":"http://hl7.org/fhir/us/core/OperationDefinition/docref"`) {
+		t.Error("the CapabilityStatement does not list $docref")
+	}
+}

@@ -91,6 +91,13 @@ func (a *API) Capabilities() map[string]any {
 		if len(includes) > 0 {
 			res["searchInclude"] = includes
 		}
+		if typ == "DocumentReference" {
+			op := map[string]any{"name": "docref", "definition": "http://hl7.org/fhir/us/core/OperationDefinition/docref"}
+			if isUS && us.Operations["docref"] != "" {
+				op["extension"] = expectation(us.Operations["docref"])
+			}
+			res["operation"] = []map[string]any{op}
+		}
 		if rev := revIncludes(typ); len(rev) > 0 {
 			res["searchRevInclude"] = rev
 		}

@@ -141,6 +141,11 @@ func (a *API) ServeFHIR(w http.ResponseWriter, r *http.Request) error {
 			return problem.New(problem.InvalidRequest, "the form body of _search could not be read: %s", clip(err.Error()))
 		}
 		return a.searchHTTP(w, r, c, typ, r.Form)
+	case len(seg) == 2 && typ == "DocumentReference" && seg[1] == "$docref":
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			return methodNotAllowed(r, "GET, POST")
+		}
+		return a.docref(w, r, c)
 	case len(seg) == 2 && seg[1] == "_history":
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(r, "GET")
