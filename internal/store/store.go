@@ -28,6 +28,7 @@ type Store interface {
 	Assertions
 	InitialAccessTokens
 	FHIR
+	Users
 }
 
 // Admin covers the database itself: schema, health and clock.

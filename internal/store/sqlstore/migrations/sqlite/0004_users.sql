@@ -1,0 +1,47 @@
+-- smartgate schema 4: local users, their links to upstream identity
+-- providers, login sessions and login throttling state. Times are unix
+-- microseconds; 0 means "never".
+CREATE TABLE users (
+    id              TEXT PRIMARY KEY,
+    username        TEXT NOT NULL,
+    username_key    TEXT NOT NULL UNIQUE, -- lower-cased username: unique case-insensitively
+    role            TEXT NOT NULL,
+    fhir_user       TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    password_hash   TEXT NOT NULL,
+    totp_secret_enc BLOB,
+    totp_kek_id     TEXT NOT NULL,
+    totp_enabled    INTEGER NOT NULL,
+    totp_last_step  INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    last_login_at   INTEGER NOT NULL
+);
+
+CREATE TABLE user_links (
+    provider   TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (provider, subject)
+);
+CREATE INDEX user_links_user ON user_links (user_id);
+
+CREATE TABLE login_sessions (
+    id_hash    BLOB PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    auth_time  INTEGER NOT NULL,
+    amr        TEXT NOT NULL, -- space-separated RFC 8176 values
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+CREATE INDEX login_sessions_user ON login_sessions (user_id);
+CREATE INDEX login_sessions_expires ON login_sessions (expires_at);
+
+CREATE TABLE login_throttles (
+    key          TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    next_allowed INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
