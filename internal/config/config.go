@@ -37,6 +37,7 @@ type Config struct {
 	RateLimits       RateLimits   `yaml:"rate_limits"`
 	Changes          Changes      `yaml:"changes"`
 	Audit            Audit        `yaml:"audit"`
+	Login            Login        `yaml:"login"`
 	ShutdownTimeout  Duration     `yaml:"shutdown_timeout"`
 }
 
@@ -128,6 +129,24 @@ type Audit struct {
 	QueueSize     int      `yaml:"queue_size"`
 }
 
+// Login sets local sign-in: login sessions, two-factor rules and the
+// throttling of failed attempts (per account and per client address,
+// shared by every node). After the free failures, each further failure
+// doubles the wait before the next attempt, from BackoffBase up to
+// BackoffMax; a key with no failure for FailureWindow starts afresh.
+type Login struct {
+	RequireTOTPForAdmins bool     `yaml:"require_totp_for_admins"`
+	SessionTTL           Duration `yaml:"session_ttl"`
+	AccountFreeFailures  int      `yaml:"account_free_failures"`
+	AddressFreeFailures  int      `yaml:"address_free_failures"`
+	BackoffBase          Duration `yaml:"backoff_base"`
+	BackoffMax           Duration `yaml:"backoff_max"`
+	FailureWindow        Duration `yaml:"failure_window"`
+	// MaxConcurrentHashes bounds argon2id computations at once (19 MiB
+	// each); 0 means GOMAXPROCS.
+	MaxConcurrentHashes int `yaml:"max_concurrent_hashes"`
+}
+
 // DevListen is the dev-mode listen address when none is given.
 const DevListen = "127.0.0.1:8080"
 
@@ -151,6 +170,8 @@ func Default() Config {
 		Audit:           Audit{BatchSize: 256, FlushInterval: Duration(500 * time.Millisecond), QueueSize: 8192},
 		ShutdownTimeout: Duration(15 * time.Second),
 		FHIR:            FHIR{PractitionerAccess: "all"},
+		Login: Login{SessionTTL: Duration(12 * time.Hour), AccountFreeFailures: 3, AddressFreeFailures: 20,
+			BackoffBase: Duration(time.Second), BackoffMax: Duration(15 * time.Minute), FailureWindow: Duration(time.Hour)},
 	}
 }
 

@@ -113,6 +113,10 @@ func (c *Config) validate(serving bool) error {
 		"changes.poll_interval":    c.Changes.PollInterval,
 		"changes.stale_after":      c.Changes.StaleAfter,
 		"audit.flush_interval":     c.Audit.FlushInterval,
+		"login.session_ttl":        c.Login.SessionTTL,
+		"login.backoff_base":       c.Login.BackoffBase,
+		"login.backoff_max":        c.Login.BackoffMax,
+		"login.failure_window":     c.Login.FailureWindow,
 		"shutdown_timeout":         c.ShutdownTimeout,
 	}
 	for _, k := range AllKeys() {
@@ -149,6 +153,15 @@ func (c *Config) validate(serving bool) error {
 				add(k, "must be at least 1 while rate_limits.enabled is true, not %d; set rate_limits.enabled: false to turn limits off", v)
 			}
 		}
+	}
+	for k, v := range map[string]int{"login.account_free_failures": c.Login.AccountFreeFailures, "login.address_free_failures": c.Login.AddressFreeFailures,
+		"login.max_concurrent_hashes": c.Login.MaxConcurrentHashes} {
+		if v < 0 {
+			add(k, "must be 0 or more, not %d", v)
+		}
+	}
+	if c.Login.BackoffMax < c.Login.BackoffBase {
+		add("login.backoff_max", "must be at least login.backoff_base (%s)", c.Login.BackoffBase.D())
 	}
 	if c.Audit.BatchSize < 1 {
 		add("audit.batch_size", "must be at least 1")
