@@ -57,6 +57,13 @@ const (
 	NotAcceptable           ID = "not_acceptable"
 	TransactionFailed       ID = "transaction_failed"
 
+	LoginFailed            ID = "login_failed"
+	LoginThrottled         ID = "login_throttled"
+	TOTPInvalid            ID = "totp_invalid"
+	TOTPEnrollmentRequired ID = "totp_enrollment_required"
+	UserExists             ID = "user_exists"
+	PasswordRejected       ID = "password_rejected"
+
 	ConfigInvalid       ID = "config_invalid"
 	InsecureIssuer      ID = "insecure_issuer"
 	KEKMissing          ID = "kek_missing"
@@ -220,6 +227,31 @@ var entries = []Entry{
 		Title: "A transaction Bundle was rolled back",
 		Cause: "One entry of a `transaction` Bundle failed, so none of its entries were applied (FHIR R4 §3.1.0.11.2). The description names the failing entry and why.",
 		Fix:   "Fix the named entry and send the whole Bundle again, or use a `batch` Bundle when entries are independent."},
+
+	{ID: LoginFailed, Code: "invalid_grant", Status: http.StatusBadRequest, FHIRCode: "login",
+		Title: "The username or password is wrong",
+		Cause: "The username is unknown, the password is wrong, or the account is disabled. On purpose smartgate does not say which, so that nobody can find out which accounts exist; the server log and the audit trail (action `login.failure`) name the reason.",
+		Fix:   "Check the username and the password (usernames ignore case, passwords do not). An administrator sees the reason in the audit trail, and can set a new password with `smartgate user set-password` or enable the account with `smartgate user enable`."},
+	{ID: LoginThrottled, Code: "temporarily_unavailable", Status: http.StatusTooManyRequests, FHIRCode: "throttled",
+		Title: "Too many failed sign-ins",
+		Cause: "Several sign-ins to this username, or from this address, failed in a row, so the next attempt must wait (the wait doubles with each further failure, up to `login.backoff_max`). Every node counts the failures together.",
+		Fix:   "Wait the number of seconds the message (or Retry-After) gives and try again with the right password. Operators tune the limits with the `login.*` keys (docs/configuration.md)."},
+	{ID: TOTPInvalid, Code: "invalid_grant", Status: http.StatusBadRequest, FHIRCode: "login",
+		Title: "The two-factor code is wrong",
+		Cause: "The six-digit code does not match the authenticator app's current code (30-second steps, one step of clock difference tolerated either way), or it was already used once: each code is accepted only once.",
+		Fix:   "Enter the code the authenticator app shows now; if codes are always refused, check the device's clock. An administrator can enroll a new authenticator with `smartgate user totp-enroll`."},
+	{ID: TOTPEnrollmentRequired, Code: "access_denied", Status: http.StatusForbidden, FHIRCode: "security",
+		Title: "Two-factor login is required but not set up",
+		Cause: "`login.require_totp_for_admins` is on and this admin account has no authenticator enrolled, so it cannot sign in.",
+		Fix:   "An administrator enrolls one with `smartgate user totp-enroll --username NAME` and gives the user the otpauth:// link (or its secret) to add to an authenticator app."},
+	{ID: UserExists, Code: "user_exists", Status: http.StatusConflict, FHIRCode: "duplicate",
+		Title: "The username is taken",
+		Cause: "Another user already has this username. Usernames are compared without regard to case, so `Amy` and `amy` are the same.",
+		Fix:   "Choose another username, or change the existing user (`smartgate user show NAME`)."},
+	{ID: PasswordRejected, Code: "invalid_request", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The password does not meet the rules",
+		Cause: "Passwords must have at least 12 characters (at most 1024 bytes), must not be the username, and cannot be given on the command line.",
+		Fix:   "Choose a longer password, for example four or five unrelated words, and pass it on standard input (`--password-stdin`). docs/users.md lists the rules."},
 
 	{ID: ConfigInvalid, Code: "config_invalid",
 		Title: "The configuration is invalid",
