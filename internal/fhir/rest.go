@@ -330,10 +330,10 @@ func (a *API) delete(ctx context.Context, tx store.FHIRTx, c *caller, typ, id st
 // checkShape refuses _summary values a read cannot honour.
 func checkShape(r *http.Request) error {
 	switch v := r.URL.Query().Get("_summary"); v {
-	case "", "false", "data", "text":
+	case "", "true", "false", "data", "text":
 		return nil
 	default:
-		return searchError("_summary", "a read takes _summary=data, text or false (true and count are not supported here), got %q", clip(v))
+		return searchError("_summary", "a read takes _summary=true, data, text or false (count is for searches), got %q", clip(v))
 	}
 }
 

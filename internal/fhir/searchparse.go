@@ -221,11 +221,11 @@ func (s *search) control(typ, name string, values []string, strict bool) error {
 		}
 	case "_summary":
 		switch last {
-		case "count", "false", "data", "text":
+		case "count", "true", "false", "data", "text":
 			s.summary = last
 			s.self.Set(name, last)
 		default:
-			return searchError(name, "must be count, data, text or false (true is not supported), got %q", last)
+			return searchError(name, "must be true, count, data, text or false, got %q", last)
 		}
 	case "_elements":
 		for _, e := range strings.Split(last, ",") {

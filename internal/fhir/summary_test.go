@@ -13,7 +13,7 @@ import (
 // not yet: searchparse.go (control, case "_summary") and rest.go
 // (checkShape) refuse it with 400 before shape runs. When they accept it,
 // set this to true and TestSummaryTrue checks the summary form instead.
-const summaryTrueAccepted = false
+const summaryTrueAccepted = true
 
 // firstDemo is the first demo resource of typ that has every element in
 // has; the test fails when there is none.
