@@ -17,6 +17,76 @@ type condBuilder struct {
 	db      *DB
 	args    []any
 	aliases int
+	filter  bool // build terms as filters, not index drivers (SQLite)
+}
+
+// col is alias.name, prefixed with SQLite's no-op unary + when the term
+// being built must filter rather than drive the index search.
+func (b *condBuilder) col(alias, name string) string {
+	if b.filter {
+		return "+" + alias + "." + name
+	}
+	return alias + "." + name
+}
+
+// flatten merges nested Ands into one.
+func flatten(c store.And) store.And {
+	nested := false
+	for _, x := range c {
+		if _, ok := x.(store.And); ok {
+			nested = true
+		}
+	}
+	if !nested {
+		return c
+	}
+	var out store.And
+	for _, x := range c {
+		if a, ok := x.(store.And); ok {
+			out = append(out, flatten(a)...)
+		} else {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// pickDriver chooses the AND term likely to match fewest resources: ids,
+// then compartments and references, then codes, then the rest; -1 when
+// no term can drive (only ORs and NOTs).
+func pickDriver(c store.And) int {
+	best, bestRank := -1, 100
+	for i, x := range c {
+		r := 100
+		switch x := x.(type) {
+		case store.IDIn, store.KeyIn:
+			r = 0
+		case store.InCompartment:
+			r = 1
+		case store.RefMatch:
+			r = 2
+		case store.TokenMatch:
+			r = 3
+			if x.Text != "" || x.AnyCode {
+				r = 9
+			}
+		case store.StringMatch:
+			r = 5
+			if x.Mode == store.StringContains {
+				r = 10
+			}
+		case store.URIMatch:
+			r = 6
+		case store.Chain:
+			r = 7
+		case store.DateMatch, store.NumberMatch:
+			r = 8
+		}
+		if r < bestRank {
+			best, bestRank = i, r
+		}
+	}
+	return best
 }
 
 func (b *condBuilder) arg(v any) string {
@@ -29,13 +99,26 @@ func (b *condBuilder) in(n int) string { return placeholders(n) }
 func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 	switch c := c.(type) {
 	case store.And:
+		c = flatten(c)
 		if len(c) == 0 {
 			return "1 = 1"
 		}
+		// SQLite turns two "rid IN (...)" terms of one AND into a nested
+		// index lookup (each rid of one list times each of the other);
+		// let the most selective-looking term drive and make the others
+		// filters (a unary + keeps SQLite from using them as index keys).
+		// PostgreSQL plans semi-joins from its statistics itself.
+		driver := -1
+		if !b.db.postgres {
+			driver = pickDriver(c)
+		}
+		saved := b.filter
 		parts := make([]string, len(c))
 		for i, x := range c {
+			b.filter = saved || driver >= 0 && i != driver
 			parts[i] = b.build(x, alias, typ)
 		}
+		b.filter = saved
 		return "(" + strings.Join(parts, " AND ") + ")"
 	case store.Or:
 		if len(c) == 0 {
@@ -55,7 +138,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		for _, id := range c.IDs {
 			b.args = append(b.args, id)
 		}
-		return alias + ".res_id IN (" + b.in(len(c.IDs)) + ")"
+		return b.col(alias, "res_id") + " IN (" + b.in(len(c.IDs)) + ")"
 	case store.KeyIn:
 		if len(c.Keys) == 0 {
 			return "1 = 0"
@@ -63,7 +146,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		for _, k := range c.Keys {
 			b.args = append(b.args, k)
 		}
-		return alias + ".rid IN (" + b.in(len(c.Keys)) + ")"
+		return b.col(alias, "rid") + " IN (" + b.in(len(c.Keys)) + ")"
 	case store.InCompartment:
 		if len(c.Patients) == 0 {
 			return "1 = 0"
@@ -72,7 +155,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		for _, p := range c.Patients {
 			b.args = append(b.args, p)
 		}
-		return alias + ".res_id IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
+		return b.col(alias, "res_id") + " IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
 	case store.RefersToCompartment:
 		if len(c.Patients) == 0 {
 			return "1 = 0"
@@ -81,7 +164,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		for _, p := range c.Patients {
 			b.args = append(b.args, p)
 		}
-		return alias + ".rid IN (SELECT f.rid FROM fhir_ref f JOIN fhir_compartment c ON c.res_type = f.target_type AND c.res_id = f.target_id" +
+		return b.col(alias, "rid") + " IN (SELECT f.rid FROM fhir_ref f JOIN fhir_compartment c ON c.res_type = f.target_type AND c.res_id = f.target_id" +
 			" WHERE f.res_type = ? AND f.param = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
 	case store.LinkedPatients:
 		if len(c.Via) == 0 {
@@ -93,7 +176,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 			b.args = append(b.args, l.Type, l.Param)
 			via = append(via, "(f.res_type = ? AND f.param = ?)")
 		}
-		return alias + ".res_id IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" +
+		return b.col(alias, "res_id") + " IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" +
 			"SELECT l.patient_id FROM fhir_ref f JOIN fhir_resources lr ON lr.rid = f.rid AND lr.deleted = 0" +
 			" JOIN fhir_compartment l ON l.res_type = lr.res_type AND l.res_id = lr.res_id" +
 			" WHERE f.target_type = ? AND f.target_id = ? AND (" + strings.Join(via, " OR ") + ")))"
@@ -106,7 +189,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		if c.Missing {
 			not = "NOT "
 		}
-		return alias + ".rid " + not + "IN (SELECT rid FROM " + table + " WHERE res_type = " + b.arg(typ) + " AND param = " + b.arg(c.Param) + ")"
+		return b.col(alias, "rid") + " " + not + "IN (SELECT rid FROM " + table + " WHERE res_type = " + b.arg(typ) + " AND param = " + b.arg(c.Param) + ")"
 	case store.TokenMatch:
 		var cond string
 		switch {
@@ -153,7 +236,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		b.aliases++
 		t := "t" + strconv.Itoa(b.aliases)
 		f := "f" + strconv.Itoa(b.aliases)
-		head := alias + ".rid IN (SELECT " + f + ".rid FROM fhir_ref " + f + " JOIN fhir_resources " + t +
+		head := b.col(alias, "rid") + " IN (SELECT " + f + ".rid FROM fhir_ref " + f + " JOIN fhir_resources " + t +
 			" ON " + t + ".res_type = " + f + ".target_type AND " + t + ".res_id = " + f + ".target_id WHERE " +
 			f + ".res_type = " + b.arg(typ) + " AND " + f + ".param = " + b.arg(c.Param) + " AND " +
 			t + ".res_type = " + b.arg(c.TargetType) + " AND " + t + ".deleted = 0"
@@ -206,7 +289,7 @@ func (b *condBuilder) leaf(alias, table, typ, param, cond string) string {
 	tail := append([]any(nil), b.args[len(b.args)-n:]...)
 	b.args = append(b.args[:len(b.args)-n], typ, param)
 	b.args = append(b.args, tail...)
-	return alias + ".rid IN (SELECT rid FROM " + table + " WHERE res_type = ? AND param = ? AND " + cond + ")"
+	return b.col(alias, "rid") + " IN (SELECT rid FROM " + table + " WHERE res_type = ? AND param = ? AND " + cond + ")"
 }
 
 func kindTable(kind string) (string, bool) {
