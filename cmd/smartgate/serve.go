@@ -19,8 +19,9 @@ func serveCmd(g *globals) *cobra.Command {
 
   smartgate serve --dev
       HTTP on 127.0.0.1:8080 (or the loopback --listen given); the issuer is
-      http:// + that address; data, a generated KEK file (mode 0600) and demo
-      data in --data-dir (default ./smartgate-data).
+      http:// + that address; data, a generated KEK file (mode 0600), demo
+      data and demo users (dev-users.json, mode 0600) in --data-dir (default
+      ./smartgate-data). The demo passwords are printed on the first start.
 
   smartgate serve --config /etc/smartgate/smartgate.yaml
       Production: needs an https issuer, TLS (tls.cert_file/tls.key_file, or a
@@ -50,6 +51,11 @@ SIGTERM or SIGINT shuts down gracefully; SIGHUP reloads the TLS certificate.`,
 				return err
 			}
 			defer a.Close()
+			if cfg.Dev {
+				if err := ensureDevUsers(cmd.Context(), g, a); err != nil {
+					return err
+				}
+			}
 			return server.Run(cmd.Context(), a, g.stdout)
 		},
 	}
