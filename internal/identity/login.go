@@ -88,38 +88,45 @@ func throttleKeys(username, addr string) []string {
 	return keys
 }
 
-// checkThrottle refuses an attempt made before the later NextAllowed of
-// its keys, with a Retry-After in whole seconds.
-func (s *Service) checkThrottle(ctx context.Context, keys []string, now time.Time) error {
-	var until time.Time
-	for _, k := range keys {
-		t, err := s.st.GetThrottle(ctx, k)
-		if err != nil {
-			return err
-		}
-		if t.NextAllowed.After(until) {
-			until = t.NextAllowed
-		}
+// errThrottled stops a throttle update: the key must wait until until.
+type errThrottled struct{ until time.Time }
+
+func (e errThrottled) Error() string { return "throttled until " + e.until.String() }
+
+// free is how many failures key allows before each one makes the next
+// attempt wait.
+func (s *Service) free(key string) int {
+	if strings.HasPrefix(key, "account:") {
+		return s.opts.Login.AccountFreeFailures
 	}
-	if !now.Before(until) {
-		return nil
-	}
-	secs := int((until.Sub(now) + time.Second - 1) / time.Second)
-	return problem.New(problem.LoginThrottled, "too many failed sign-ins; try again in %d second(s)", secs).
-		WithHeader("Retry-After", strconv.Itoa(secs))
+	return s.opts.Login.AddressFreeFailures
 }
 
-// countFailure adds a failure to each key. After the free failures each
-// one doubles the wait, from Login.BackoffBase to Login.BackoffMax; a key
-// that saw no failure for Login.FailureWindow starts again from zero.
-func (s *Service) countFailure(ctx context.Context, keys []string, now time.Time) error {
+// attempt is one sign-in attempt, counted against its throttle keys as a
+// failure before the credentials are checked: the check and the count are
+// one atomic update per key, so a burst of concurrent attempts cannot all
+// pass a throttle that none of them has counted yet. A success takes the
+// count back.
+type attempt struct {
+	s    *Service
+	keys []string
+	now  time.Time
+}
+
+// startAttempt refuses with login_throttled, and counts nothing, while any
+// key must wait; otherwise it counts the attempt as a failure on every key.
+// After the free failures each one doubles the wait, from
+// login.backoff_base to login.backoff_max; a key that saw no failure for
+// login.failure_window starts again from zero.
+func (s *Service) startAttempt(ctx context.Context, keys []string, now time.Time) (*attempt, error) {
 	lc := s.opts.Login
+	a := &attempt{s: s, now: now}
 	for _, k := range keys {
-		free := lc.AddressFreeFailures
-		if strings.HasPrefix(k, "account:") {
-			free = lc.AccountFreeFailures
-		}
+		free := s.free(k)
 		_, err := s.st.UpdateThrottle(ctx, k, func(t *store.Throttle) error {
+			if now.Before(t.NextAllowed) {
+				return errThrottled{t.NextAllowed}
+			}
 			if !t.UpdatedAt.IsZero() && now.Sub(t.UpdatedAt) > lc.FailureWindow.D() {
 				t.Failures = 0
 			}
@@ -130,6 +137,61 @@ func (s *Service) countFailure(ctx context.Context, keys []string, now time.Time
 			}
 			return nil
 		})
+		var th errThrottled
+		if errors.As(err, &th) {
+			a.abandon(ctx)
+			secs := int((th.until.Sub(now) + time.Second - 1) / time.Second)
+			return nil, problem.New(problem.LoginThrottled, "too many failed sign-ins; try again in %d second(s)", secs).
+				WithHeader("Retry-After", strconv.Itoa(secs))
+		}
+		if err != nil {
+			a.abandon(ctx)
+			return nil, err
+		}
+		a.keys = append(a.keys, k)
+	}
+	return a, nil
+}
+
+// refund takes this attempt's count back from key.
+func (a *attempt) refund(ctx context.Context, key string) error {
+	free := a.s.free(key)
+	_, err := a.s.st.UpdateThrottle(ctx, key, func(t *store.Throttle) error {
+		if t.Failures > 0 {
+			t.Failures--
+		}
+		if t.Failures <= free {
+			t.NextAllowed = time.Time{}
+		}
+		return nil
+	})
+	return err
+}
+
+// abandon takes the count back from every key (the attempt ended without
+// an answer: a store error, or the request gave up waiting for a hash).
+func (a *attempt) abandon(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	for _, k := range a.keys {
+		_ = a.refund(ctx, k)
+	}
+	a.keys = nil
+}
+
+// succeeded forgets the account's failures and takes the attempt back from
+// the address. The address keeps its other failures: one good password
+// must not reset the count of an address guessing at many accounts.
+func (a *attempt) succeeded(ctx context.Context) error {
+	for _, k := range a.keys {
+		var err error
+		if strings.HasPrefix(k, "account:") {
+			_, err = a.s.st.UpdateThrottle(ctx, k, func(t *store.Throttle) error {
+				*t = store.Throttle{}
+				return nil
+			})
+		} else {
+			err = a.refund(ctx, k)
+		}
 		if err != nil {
 			return err
 		}
@@ -147,17 +209,6 @@ func backoff(base, max time.Duration, n int) time.Duration {
 		return max
 	}
 	return d
-}
-
-// clearAccount forgets the account's failures after a successful login.
-// The address keeps its count: one good password must not reset the
-// counter of an address guessing at many accounts.
-func (s *Service) clearAccount(ctx context.Context, username string) error {
-	_, err := s.st.UpdateThrottle(ctx, accountKey(username), func(t *store.Throttle) error {
-		*t = store.Throttle{}
-		return nil
-	})
-	return err
 }
 
 type loginDetail struct {
@@ -197,53 +248,23 @@ func (s *Service) auditLogin(ctx context.Context, u store.User, username, addr, 
 // login.require_totp_for_admins is on gets totp_enrollment_required.
 func (s *Service) Authenticate(ctx context.Context, username, password, addr string) (Login, error) {
 	now := s.now()
-	keys := throttleKeys(username, addr)
-	if err := s.checkThrottle(ctx, keys, now); err != nil {
+	at, err := s.startAttempt(ctx, throttleKeys(username, addr), now)
+	if err != nil {
 		if problem.IsID(err, problem.LoginThrottled) {
 			s.auditLogin(ctx, store.User{}, username, addr, audit.Failure, "throttled", nil)
 		}
 		return Login{}, err
 	}
-	var reason error
-	u, err := store.User{}, store.ErrNotFound
-	if CheckUsername(username) == nil { // no such user can exist otherwise
-		u, err = s.st.GetUserByUsername(ctx, username)
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		u, reason = store.User{}, errUnknownUser
-		if err := s.hasher.verifyDummy(ctx, password); err != nil {
-			return Login{}, err
-		}
-	case err != nil:
+	u, reason, err := s.checkPassword(ctx, username, password)
+	if err != nil {
+		at.abandon(ctx)
 		return Login{}, err
-	case u.PasswordHash == "":
-		reason = errNoPassword
-		if err := s.hasher.verifyDummy(ctx, password); err != nil {
-			return Login{}, err
-		}
-	default:
-		ok, err := s.hasher.VerifyPassword(ctx, u.PasswordHash, password)
-		switch {
-		case errors.Is(err, ErrMalformedHash):
-			return Login{}, problem.Internal(err)
-		case err != nil:
-			return Login{}, err
-		case !ok:
-			reason = errWrongPassword
-		case u.Status != store.UserEnabled:
-			// Checked after the hash so that it takes as long as the rest.
-			reason = errDisabled
-		}
 	}
 	if reason != nil {
-		if err := s.countFailure(ctx, keys, now); err != nil {
-			return Login{}, err
-		}
 		s.auditLogin(ctx, u, username, addr, audit.Failure, reasonName[reason], nil)
 		return Login{}, loginFailed(reason)
 	}
-	if err := s.clearAccount(ctx, u.Username); err != nil {
+	if err := at.succeeded(ctx); err != nil {
 		return Login{}, err
 	}
 	if NeedsRehash(u.PasswordHash) {
@@ -261,6 +282,38 @@ func (s *Service) Authenticate(ctx context.Context, username, password, addr str
 		}
 	}
 	return l, nil
+}
+
+// checkPassword finds the user and verifies the password, spending one
+// hash whatever happens. reason is nil when the user may sign in, else the
+// private reason of the refusal; err is for failures that say nothing
+// about the credentials.
+func (s *Service) checkPassword(ctx context.Context, username, password string) (u store.User, reason, err error) {
+	err = store.ErrNotFound
+	if CheckUsername(username) == nil { // no such user can exist otherwise
+		u, err = s.st.GetUserByUsername(ctx, username)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.User{}, errUnknownUser, s.hasher.verifyDummy(ctx, password)
+	case err != nil:
+		return u, nil, err
+	case u.PasswordHash == "":
+		return u, errNoPassword, s.hasher.verifyDummy(ctx, password)
+	}
+	ok, err := s.hasher.VerifyPassword(ctx, u.PasswordHash, password)
+	switch {
+	case errors.Is(err, ErrMalformedHash):
+		return u, nil, problem.Internal(err)
+	case err != nil:
+		return u, nil, err
+	case !ok:
+		return u, errWrongPassword, nil
+	case u.Status != store.UserEnabled:
+		// Checked after the hash so that it takes as long as the rest.
+		return u, errDisabled, nil
+	}
+	return u, nil, nil
 }
 
 // rehash stores a hash with the current parameters after a successful

@@ -3,8 +3,10 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,5 +288,79 @@ func TestRequireTOTPForAdmins(t *testing.T) {
 	}
 	if config.Default().Login.RequireTOTPForAdmins {
 		t.Errorf("login.require_totp_for_admins defaults to true")
+	}
+}
+
+// TestConcurrentBurstThrottled: attempts fired at once cannot all slip
+// through before the first failure is counted; each one is counted (on
+// whichever node) before its password is checked.
+func TestConcurrentBurstThrottled(t *testing.T) {
+	f := newFixture(t, nil) // 3 free failures per account
+	c := ctx(t)
+	f.user(t, "ines", store.RolePractitioner, "")
+	other := New(openStore(t, f.dsn), f.svc.opts) // a second node
+	const n = 16
+	ids := make([]problem.ID, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		svc := f.svc
+		if i%2 == 1 {
+			svc = other
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := svc.Authenticate(c, "ines", "wrong password!", fmt.Sprintf("198.51.100.%d", i+1))
+			ids[i] = problem.From(err).ID
+		}()
+	}
+	wg.Wait()
+	count := map[problem.ID]int{}
+	for _, id := range ids {
+		count[id]++
+	}
+	// The 4th failure sets the first wait; every later attempt meets it.
+	if count[problem.LoginFailed] != 4 || count[problem.LoginThrottled] != n-4 {
+		t.Errorf("%d concurrent wrong passwords: %v; want 4 checked and %d throttled", n, count, n-4)
+	}
+}
+
+// TestSuccessDoesNotCountAgainstAddress: sign-ins that succeed take their
+// count back from the address (a clinic behind one NAT address).
+func TestSuccessDoesNotCountAgainstAddress(t *testing.T) {
+	f := newFixture(t, nil) // 5 free failures per address
+	c := ctx(t)
+	f.user(t, "ines", store.RolePractitioner, "")
+	for i := range 8 {
+		if _, err := f.svc.Authenticate(c, "ines", goodPassword, "192.0.2.1"); err != nil {
+			t.Fatalf("login %d: %v", i+1, err)
+		}
+	}
+	for i := range 6 {
+		if _, err := f.svc.Authenticate(c, fmt.Sprint("user", i), "wrong password!", "192.0.2.1"); !problem.IsID(err, problem.LoginFailed) {
+			t.Fatalf("failure %d after 8 good logins: %v, want login_failed", i+1, err)
+		}
+	}
+	if _, err := f.svc.Authenticate(c, "ines", goodPassword, "192.0.2.1"); !problem.IsID(err, problem.LoginThrottled) {
+		t.Errorf("after 6 failures from the address: %v, want login_throttled", err)
+	}
+	// A request that gives up waiting for a hash takes its count back too.
+	f.clk.add(time.Hour + time.Minute)
+	h := f.svc.hasher
+	for range cap(h.sem) {
+		_ = h.acquire(context.Background())
+	}
+	short, cancel := context.WithTimeout(c, 20*time.Millisecond)
+	defer cancel()
+	for range 3 {
+		if _, err := f.svc.Authenticate(short, "ines", goodPassword, "192.0.2.9"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("with no hashing slot: %v", err)
+		}
+	}
+	for range cap(h.sem) {
+		h.release()
+	}
+	if th, _ := f.st.GetThrottle(c, "account:ines"); th.Failures != 0 {
+		t.Errorf("abandoned attempts still counted: %+v", th)
 	}
 }

@@ -137,15 +137,15 @@ func (s *Service) CompleteTOTP(ctx context.Context, l Login, code, addr string) 
 		return l, errors.New("identity: CompleteTOTP needs a Login from Authenticate that asks for a code")
 	}
 	now := s.now()
-	keys := throttleKeys(l.User.Username, addr)
-	if err := s.checkThrottle(ctx, keys, now); err != nil {
+	at, err := s.startAttempt(ctx, throttleKeys(l.User.Username, addr), now)
+	if err != nil {
 		if problem.IsID(err, problem.LoginThrottled) {
 			s.auditLogin(ctx, l.User, "", addr, audit.Failure, "throttled", nil)
 		}
 		return l, err
 	}
 	var reason error
-	err := s.st.UpdateUser(ctx, l.User.ID, func(u *store.User) error {
+	err = s.st.UpdateUser(ctx, l.User.ID, func(u *store.User) error {
 		if !u.TOTPEnabled || len(u.TOTPSecretEnc) == 0 {
 			reason = errNoTOTP
 			return reason
@@ -174,9 +174,6 @@ func (s *Service) CompleteTOTP(ctx context.Context, l Login, code, addr string) 
 		return nil
 	})
 	if reason != nil {
-		if err := s.countFailure(ctx, keys, now); err != nil {
-			return l, err
-		}
 		s.auditLogin(ctx, l.User, "", addr, audit.Failure, reasonName[reason], nil)
 		if reason == errDisabled || reason == errNoTOTP {
 			return l, loginFailed(reason)
@@ -184,9 +181,10 @@ func (s *Service) CompleteTOTP(ctx context.Context, l Login, code, addr string) 
 		return l, problem.Wrap(problem.TOTPInvalid, reason, "the two-factor code is wrong or was used already; enter the code your authenticator app shows now")
 	}
 	if err != nil {
+		at.abandon(ctx)
 		return l, fmt.Errorf("checking the TOTP code: %w", err)
 	}
-	if err := s.clearAccount(ctx, l.User.Username); err != nil {
+	if err := at.succeeded(ctx); err != nil {
 		return l, err
 	}
 	l.NeedTOTP = false
