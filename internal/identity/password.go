@@ -202,10 +202,10 @@ func parsePHC(s string) (phc, error) {
 // username: at least MinPasswordLength characters, at most
 // MaxPasswordBytes bytes, valid UTF-8, and not the username in any case.
 func CheckPassword(username, password string) error {
-	return checkPassword(username, password, MinPasswordLength)
+	return passwordRules(username, password, MinPasswordLength)
 }
 
-func checkPassword(username, password string, minLen int) error {
+func passwordRules(username, password string, minLen int) error {
 	switch {
 	case !utf8.ValidString(password):
 		return problem.New(problem.PasswordRejected, "the password is not valid UTF-8 text")

@@ -105,11 +105,11 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser, actor string) (sto
 	}
 	u := store.User{ID: newUserID(), Username: nu.Username, Role: nu.Role, FHIRUser: nu.FHIRUser, Status: store.UserEnabled}
 	if nu.Password != "" {
-		min := MinPasswordLength
+		minLen := MinPasswordLength
 		if nu.WeakPasswordOK {
-			min = 1
+			minLen = 1
 		}
-		if err := checkPassword(nu.Username, nu.Password, min); err != nil {
+		if err := passwordRules(nu.Username, nu.Password, minLen); err != nil {
 			return store.User{}, err
 		}
 		h, err := s.hasher.HashPassword(ctx, nu.Password)
