@@ -161,6 +161,13 @@ re-read their kek_file when a key does not open under the KEK they have.`,
 					return fmt.Errorf("writing the new KEK beside %s: %w", cfg.KEKFile, err)
 				}
 			}
+			old, err := app.LoadKEK(&cfg.Config)
+			if err != nil {
+				if pending != "" {
+					os.Remove(pending)
+				}
+				return err
+			}
 			n, err := a.Keys.Rewrap(cmd.Context(), next)
 			if err != nil {
 				if pending != "" {
@@ -168,14 +175,19 @@ re-read their kek_file when a key does not open under the KEK they have.`,
 				}
 				return err
 			}
+			// Users' TOTP secrets are sealed under the KEK too.
+			totp, err := identityService(a).RewrapTOTP(cmd.Context(), old, next)
+			if err != nil {
+				return fmt.Errorf("the signing keys are sealed under the new KEK (in %s) but re-sealing TOTP secrets failed: %w; run the command again with --new-kek-file %s", firstNonEmpty(pending, newFile), err, firstNonEmpty(pending, newFile))
+			}
 			if pending != "" {
 				if err := os.Rename(pending, cfg.KEKFile); err != nil {
 					return fmt.Errorf("the keys are now sealed under the new KEK in %s, but replacing %s failed: %w; move it into place by hand", pending, cfg.KEKFile, err)
 				}
 			}
-			res := map[string]any{"rewrapped": n, "kek_id": next.ID, "kek_source": next.Source}
+			res := map[string]any{"rewrapped": n, "totp_secrets": totp, "kek_id": next.ID, "kek_source": next.Source}
 			return g.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "re-encrypted %d signing key(s) under KEK %s (%s)\n", n, next.ID, next.Source)
+				fmt.Fprintf(w, "re-encrypted %d signing key(s) and %d TOTP secret(s) under KEK %s (%s)\n", n, totp, next.ID, next.Source)
 				if newFile != "" {
 					fmt.Fprintln(w, "Now give every node this KEK: replace its kek_file with this file, or set SMARTGATE_KEK.")
 				}
@@ -184,4 +196,13 @@ re-read their kek_file when a key does not open under the KEK they have.`,
 	}
 	cmd.Flags().StringVar(&newFile, "new-kek-file", "", "file holding the new KEK (32 bytes, base64, mode 0600)")
 	return cmd
+}
+
+func firstNonEmpty(xs ...string) string {
+	for _, x := range xs {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
 }
