@@ -28,6 +28,7 @@ type Store interface {
 	Assertions
 	InitialAccessTokens
 	FHIR
+	Authz
 	Users
 }
 
