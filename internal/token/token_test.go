@@ -5,7 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -229,4 +232,74 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIssueWireFormat checks the compact JWS that Issue writes without
+// go-jose (RFC 7515 §7.1, RFC 7518 §3.4, RFC 9068 §2.1): the exact
+// protected header, and a 64-byte R || S signature that go-jose and plain
+// crypto/ecdsa both accept with the published key.
+func TestIssueWireFormat(t *testing.T) {
+	f := setup(t)
+	tok := f.issue(t, nil)
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS: %s", tok)
+	}
+	k, err := f.svc.keys.Signer(keys.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	if want := `{"alg":"ES256","kid":"` + k.KID + `","typ":"at+jwt"}`; string(header) != want {
+		t.Errorf("protected header = %s, want %s", header, want)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("signature: %d bytes, %v; want 64 bytes of base64url", len(sig), err)
+	}
+	pub, ok := f.svc.keys.PublicKey(k.KID)
+	if !ok {
+		t.Fatalf("kid %s is not published", k.KID)
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	if !ecdsa.Verify(pub.Key.(*ecdsa.PublicKey), digest[:], r, s) {
+		t.Error("crypto/ecdsa does not verify the signature with the published key")
+	}
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := jws.Verify(pub)
+	if err != nil {
+		t.Fatalf("go-jose does not verify the token: %v", err)
+	}
+	var c Claims
+	if err := json.Unmarshal(payload, &c); err != nil || c.Subject != "lab" || c.Scope != "system/Observation.rs" {
+		t.Errorf("payload = %s (%v)", payload, err)
+	}
+	// Every token gets a fresh signature (ECDSA is randomised) and jti.
+	if again := f.issue(t, nil); again == tok {
+		t.Error("two tokens are identical")
+	}
+}
+
+func TestIssueRefusesNonP256Key(t *testing.T) {
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if _, err := newES256Signer(&keys.Key{SigningKey: store.SigningKey{KID: "k"}, Private: p384}); err == nil {
+		t.Error("an ES256 signer was made from a P-384 key")
+	}
+}
+
+// BenchmarkIssue is the signing of one access token (bench/ has the whole
+// token request).
+func BenchmarkIssue(b *testing.B) {
+	f := setup(b)
+	c := Claims{Subject: "lab", ClientID: "lab", Scope: "system/Patient.rs", Expiry: f.now.Add(5 * time.Minute).Unix()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.svc.Issue(c); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
