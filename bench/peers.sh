@@ -23,8 +23,14 @@
 #                 distinct tokens minted from that server before the runs
 #
 # The same client key pairs (RS384: RSA 2048; ES384: P-384) are registered
-# with every server. Every assertion is signed fresh per request by the load
-# generator, so its cost is the client's CPU, not the server's.
+# with every server. The load generator signs each run's assertions (a
+# fresh jti each, exp 4 minutes after signing) before that run's measured
+# window, for every server alike: signing an RSA 2048 assertion costs it
+# 1.2-2 ms of CPU, and inside the window that took most of a core from the
+# server being measured. The warm-up's rate sizes the window's pool (x1.5);
+# a window that uses it all ends early, and its JSON line says
+# "ended_by": "count". PRESIGN=0 signs one per request inside the window
+# instead (the method of the runs before 2026-11-27).
 #
 # Each run waits until the machine is quiet (at most 30 s), then makes a 1 s
 # warm-up and measures SECONDS_PER_RUN seconds; the
@@ -35,12 +41,15 @@
 # prints every run as a JSON line and then one table of medians, and checks
 # the targets of the token-endpoint issue (smartgate = the warn-level one).
 #
-# Usage: ./bench/peers.sh     (about 11 minutes, plus ~3 minutes for the
-#                             first Hydra build, which is then cached)
+# Usage: ./bench/peers.sh     (about 20 minutes, 8 of them signing
+#                             assertions; plus ~3 minutes for the first
+#                             Hydra build, which is then cached)
 # Environment: ROUNDS (3), SECONDS_PER_RUN (10), CONCURRENCY (16),
 #   POOL (10000), MODES, TARGETS (space separated; default all four),
-#   SMARTGATE_INFO (1), HYDRA_DIR, RESULTS (also append the JSON lines to
-#   this file).
+#   SMARTGATE_INFO (1), PRESIGN (1), LOAD_GOMAXPROCS (the load generator's
+#   GOMAXPROCS; unset: Go's default, all cores), SMARTGATE_BIN (a smartgate
+#   binary to run instead of building ./cmd/smartgate), HYDRA_DIR, RESULTS
+#   (also append the JSON lines to this file).
 # Needs: go, gcc (cgo, for Hydra's SQLite), node >= 20.19 and npm, jq, curl,
 # python3 (to pick free ports), /proc (Linux). Targets only loopback.
 set -euo pipefail
@@ -61,7 +70,8 @@ fi
 HYDRA_VERSION=v2.3.0
 HYDRA_DIR=${HYDRA_DIR:-$HOME/.cache/smartgate-bench/hydra}
 RESULTS=${RESULTS:-}
-deadline=$((SECONDS + 1500)) # never more than 25 minutes
+PRESIGN=${PRESIGN:-1}
+deadline=$((SECONDS + 2700)) # never more than 45 minutes
 
 die() { echo "bench/peers.sh: $*" >&2; exit 1; }
 for tool in go gcc node npm jq curl python3; do
@@ -109,7 +119,14 @@ echo "$(go version); node $(node --version); $(gcc --version | head -n1)"
 echo "smartgate: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
 
 echo "== build"
-go build -o "$tmp/smartgate" ./cmd/smartgate
+if [ -n "${SMARTGATE_BIN:-}" ]; then
+  # A binary built elsewhere, e.g. from a clean export of one commit while
+  # this checkout holds unfinished work: `git archive C | tar -x -C DIR`.
+  cp "$SMARTGATE_BIN" "$tmp/smartgate"
+  echo "smartgate binary: $SMARTGATE_BIN ($("$tmp/smartgate" version 2>/dev/null | head -n1))"
+else
+  go build -o "$tmp/smartgate" ./cmd/smartgate
+fi
 go build -o "$tmp/load" ./bench/cmd/load
 load=$tmp/load
 
@@ -282,7 +299,8 @@ run() {
       [ -z "${intro_id[$t]}" ] || args+=(-client-id "${intro_id[$t]}" -client-secret "${intro_secret[$t]}")
       ;;
   esac
-  timeout 900 "$load" "${args[@]}" "$@" 2>>"$tmp/load.err" || { tail -n 20 "$tmp/load.err" >&2; die "load against $t ($m) failed"; }
+  case $m in cc-jwt-*) [ "$PRESIGN" = 1 ] || args+=(-presign=false) ;; esac
+  env ${LOAD_GOMAXPROCS:+GOMAXPROCS=$LOAD_GOMAXPROCS} timeout 900 "$load" "${args[@]}" "$@" 2>>"$tmp/load.err" || { tail -n 20 "$tmp/load.err" >&2; die "load against $t ($m) failed"; }
 }
 
 case " $MODES " in *" introspect "*)
@@ -298,11 +316,11 @@ esac
 
 results=$tmp/results.jsonl
 : >"$results"
-echo "== runs: $ROUNDS rounds x ($MODES) x ($TARGETS), 1 s warm-up + ${SECONDS_PER_RUN} s each"
+echo "== runs: $ROUNDS rounds x ($MODES) x ($TARGETS), 1 s warm-up + ${SECONDS_PER_RUN} s each; assertions $([ "$PRESIGN" = 1 ] && echo "pre-signed before each window" || echo "signed per request inside the window"); load generator GOMAXPROCS ${LOAD_GOMAXPROCS:-default}"
 for round in $(seq "$ROUNDS"); do
   for m in $MODES; do
     for t in $TARGETS; do
-      [ $SECONDS -lt $deadline ] || die "over the 25-minute budget; lower ROUNDS or SECONDS_PER_RUN"
+      [ $SECONDS -lt $deadline ] || die "over the 45-minute budget; lower ROUNDS or SECONDS_PER_RUN"
       wait_quiet
       line=$(run "$t" "$m" -d "${SECONDS_PER_RUN}s" -warmup 1s)
       line=$(jq -c --argjson r "$round" '. + {round: $r}' <<<"$line")
@@ -344,6 +362,8 @@ for m in $MODES; do
 done
 echo "(RSS: the largest VmRSS seen at the end of a measured window. other cores: the most CPU that anything"
 echo " else on the machine used during one of the runs; above ~0.1 the run was disturbed.)"
+short=$(jq -s -r '[.[] | select(.ended_by == "count") | "\(.target) \(.mode) round \(.round): \(.seconds) s"] | join("; ")' "$results")
+[ -z "$short" ] || echo "(windows that ended when their pre-signed assertions ran out, before ${SECONDS_PER_RUN} s: $short)"
 
 # The targets of the token-endpoint issue, for the warn-level smartgate.
 val() { jq -r --arg m "$1" --arg t "$2" --arg f "$3" 'select(.mode == $m and .target == $t) | .[$f]' "$summary"; }

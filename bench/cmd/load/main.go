@@ -13,9 +13,27 @@
 //	cc-jwt-es384  client_credentials, private_key_jwt, assertion signed ES384
 //	introspect    RFC 7662 introspection of tokens read from -tokens, cycled
 //
-// Every assertion is signed fresh per request (iss = sub = client_id, aud =
-// the token URL, exp = now + 4 min, a random jti), so its signing cost is
-// part of this process's CPU ("client_cpu_us_per_req"), never the server's.
+// Assertions (iss = sub = client_id, aud = the token URL, exp = signing
+// time + 4 min, a random jti) are signed before the measured window, not
+// inside it (-presign, the default): an RSA 2048 signature costs this
+// machine's client 1.2-2 ms of CPU, and signing inside the window would take
+// most of a core from whichever server is measured. The warm-up runs on a
+// first pool of -warmup-assertions; its rate sizes the window's pool
+// (rate x -d x 1.5, at most -max-assertions, signed within -sign-budget on
+// every core), so the window is bounded by that count as well as by -d, and
+// "ended_by" says which bound ended it. Every assertion is used once.
+// -presign=false signs one per request inside the window instead, so that
+// its cost is part of "client_cpu_us_per_req".
+//
+// Each client is one goroutine that writes its requests straight to its own
+// keep-alive connection and reads the answers with http.ReadResponse
+// (-client raw, the default); -client nethttp uses an http.Client, which
+// costs this process twice the CPU per request (see send.go).
+//
+// Its own garbage collector runs only when its heap reaches -mem-limit
+// (GOGC off), not 20 times a second as with Go's default on this small
+// heap: every collection pauses all clients at once, and the pause counted
+// as the server's latency in the p99.
 //
 // The server's CPU comes from /proc/PID/stat (utime + stime of every thread
 // of -pid) read at the start and the end of the measured window, after the
@@ -32,16 +50,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,12 +58,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -64,8 +75,11 @@ const (
 	assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	maxRequests   = 5_000_000        // hard bound on -n
 	maxDuration   = 10 * time.Minute // hard bound on -d and -warmup
-	clockTicks    = 100              // USER_HZ: the unit of /proc/PID/stat times on Linux
 	errorsShown   = 5
+
+	assertionLifetime = 4 * time.Minute  // exp - iat of every assertion; servers allow 5 min
+	assertionMargin   = 15 * time.Second // the window must end this long before the oldest exp
+	poolHeadroom      = 1.5              // the window's pool is the warm-up rate x -d x this
 )
 
 func main() {
@@ -94,6 +108,15 @@ type options struct {
 	timeout                  time.Duration
 	signer                   jose.Signer
 	tokens                   []string
+
+	cpuProfile       string
+	client           string // raw or nethttp
+	fixed            string // the form fields every request of the mode sends
+	basic            bool   // client_secret_basic
+	presign          bool
+	warmupAssertions int
+	maxAssertions    int
+	signBudget       time.Duration
 }
 
 // Result is the one JSON line printed.
@@ -120,6 +143,12 @@ type Result struct {
 	OtherCPUCores float64 `json:"other_cpu_cores"`
 	StealCores    float64 `json:"steal_cores"`
 	TokenPool     int     `json:"token_pool,omitempty"`
+	// With -presign: how many assertions were signed for the window, how
+	// long that took (outside the window), and whether the window ended at
+	// its duration ("time") or when the pool or -n ran out ("count").
+	Presigned   int     `json:"presigned,omitempty"`
+	SignSeconds float64 `json:"sign_seconds,omitempty"`
+	EndedBy     string  `json:"ended_by"`
 }
 
 func run(args []string) error {
@@ -144,6 +173,13 @@ func run(args []string) error {
 	fs.IntVar(&o.pid, "pid", 0, "server process id: its CPU and RSS are read from /proc (0: not measured)")
 	fs.BoolVar(&o.check, "check", true, "count a 200 whose body is not what the mode expects as an error")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.StringVar(&o.client, "client", "raw", "HTTP client: raw (one goroutine per connection, requests written directly) or nethttp (http.Client)")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile of the measured window to this file (go tool pprof)")
+	memLimit := fs.Int64("mem-limit", 1<<30, "bytes of heap at which this process collects garbage (GOGC off below it); 0 keeps Go's default or $GOGC")
+	fs.BoolVar(&o.presign, "presign", true, "cc-jwt-*: sign the assertions before the measured window (false: one per request inside it)")
+	fs.IntVar(&o.warmupAssertions, "warmup-assertions", 3000, "cc-jwt-* with -presign: assertions signed for the warm-up (its rate sizes the window's pool)")
+	fs.IntVar(&o.maxAssertions, "max-assertions", 150_000, "cc-jwt-* with -presign: most assertions signed for the window")
+	fs.DurationVar(&o.signBudget, "sign-budget", 90*time.Second, "cc-jwt-* with -presign: longest time spent signing the window's pool")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -153,6 +189,11 @@ func run(args []string) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(*memLimit)
+		debug.SetGCPercent(-1)
+	}
+	o.cpuProfile = *cpuProfile
 	res, err := o.load()
 	if err != nil {
 		return err
@@ -194,6 +235,10 @@ func (o *options) validate() error {
 	if o.aud == "" {
 		o.aud = o.url
 	}
+	if o.client != "raw" && o.client != "nethttp" {
+		return fmt.Errorf("-client %q: use raw or nethttp", o.client)
+	}
+	o.fixed, o.basic = o.fixedForm()
 	switch o.mode {
 	case "cc-secret":
 		if o.clientID == "" || o.secret == "" {
@@ -218,6 +263,15 @@ func (o *options) validate() error {
 		o.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 		if err != nil {
 			return fmt.Errorf("-key %s with %s: %w", o.keyFile, alg, err)
+		}
+		if o.presign {
+			if o.warmupAssertions < 1 || o.maxAssertions < 1 || o.warmupAssertions > maxRequests || o.maxAssertions > maxRequests {
+				return fmt.Errorf("-warmup-assertions and -max-assertions: use 1 to %d", maxRequests)
+			}
+			// Signing and then using a pool must end before its exp.
+			if o.signBudget <= 0 || o.signBudget+max(o.d, o.warmup)+assertionMargin >= assertionLifetime {
+				return fmt.Errorf("-sign-budget %s with -d %s (or -warmup %s): signing and using a pool must fit in the assertions' %s lifetime less %s", o.signBudget, o.d, o.warmup, assertionLifetime, assertionMargin)
+			}
 		}
 	case "introspect":
 		if o.tokensFile == "" {
@@ -270,44 +324,87 @@ func loopbackOnly(host string) error {
 // worker state shared by all clients of one phase.
 type phase struct {
 	o        *options
-	client   *http.Client
+	senders  []sender // one per client
 	deadline time.Time
 	budget   atomic.Int64 // requests left; counts down below zero when spent
 	next     atomic.Uint64
-	errs     atomic.Int64
-	shown    atomic.Int64
-	record   bool
+	done     atomic.Int64 // requests sent (answered or failed)
+	// assertions, when not nil, are the pre-signed client assertions of
+	// this phase, each used once (the budget is at most their number).
+	assertions []string
+	errs       atomic.Int64
+	shown      atomic.Int64
+	record     bool
 
 	mu    sync.Mutex
 	saved *bufio.Writer
 }
 
 func (o *options) load() (*Result, error) {
-	tr := &http.Transport{
-		Proxy:               nil, // never through a proxy: loopback only
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        o.c,
-		MaxIdleConnsPerHost: o.c,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: o.timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	senders := o.newSenders()
+	defer func() {
+		for _, sd := range senders {
+			sd.close()
+		}
+	}()
 
+	presign := o.signer != nil && o.presign
+	// rate is the warm-up's requests per second: it sizes the window's
+	// pool of pre-signed assertions (0: no warm-up, so -n or the maximum).
+	var rate float64
 	if o.warmup > 0 {
-		w := &phase{o: o, client: client, deadline: time.Now().Add(o.warmup)}
+		w := &phase{o: o, senders: senders}
 		w.budget.Store(maxRequests)
+		if presign {
+			pool, _, err := o.signPool(o.warmupAssertions, o.signBudget)
+			if err != nil {
+				return nil, err
+			}
+			w.assertions = pool
+			w.budget.Store(int64(len(pool)))
+		}
+		start := time.Now()
+		w.deadline = start.Add(o.warmup)
+		// The rate over the warm-up's second half, after connections are
+		// up and the server has warmed, sizes the window's pool; the
+		// whole warm-up's if its pool ran out before then.
+		var mid, midAt atomic.Int64 // requests done, and when (UnixNano), at half time
+		mid.Store(-1)
+		timer := time.AfterFunc(o.warmup/2, func() { midAt.Store(time.Now().UnixNano()); mid.Store(w.done.Load()) })
 		w.run()
+		timer.Stop()
+		end := time.Now()
+		if m := mid.Load(); m >= 0 && end.Sub(time.Unix(0, midAt.Load())) > o.warmup/4 {
+			rate = float64(w.done.Load()-m) / end.Sub(time.Unix(0, midAt.Load())).Seconds()
+		} else {
+			rate = float64(w.done.Load()) / end.Sub(start).Seconds()
+		}
 		if w.errs.Load() > 0 {
 			fmt.Fprintf(os.Stderr, "load: %s %s: %d errors during the warm-up\n", o.target, o.mode, w.errs.Load())
 		}
 	}
 
-	p := &phase{o: o, client: client, record: true}
+	p := &phase{o: o, senders: senders, record: true}
 	budget := int64(o.n)
 	if budget == 0 {
 		budget = maxRequests
+	}
+	var presigned int
+	var signTime time.Duration
+	if presign {
+		want := o.maxAssertions
+		if o.n > 0 {
+			want = min(want, o.n)
+		}
+		if rate > 0 {
+			want = min(want, int(rate*o.d.Seconds()*poolHeadroom)+o.c)
+		}
+		pool, took, err := o.signPool(want, o.signBudget)
+		if err != nil {
+			return nil, err
+		}
+		p.assertions, presigned, signTime = pool, len(pool), took
+		budget = min(budget, int64(len(pool)))
 	}
 	p.budget.Store(budget)
 	if o.saveTokens != "" {
@@ -319,10 +416,21 @@ func (o *options) load() (*Result, error) {
 		p.saved = bufio.NewWriter(f)
 	}
 
+	runtime.GC() // the window starts with an empty heap: no collection inside it below -mem-limit
 	var cpu0, cpu1 time.Duration
 	var err error
 	if o.pid != 0 {
 		if cpu0, err = procCPU(o.pid); err != nil {
+			return nil, err
+		}
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
 			return nil, err
 		}
 	}
@@ -332,9 +440,16 @@ func (o *options) load() (*Result, error) {
 	p.deadline = start.Add(o.d)
 	lat := p.run()
 	elapsed := time.Since(start)
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	self1 := selfCPU()
 	busy1, steal1, statErr1 := machineCPU()
-	res := &Result{Target: o.target, Mode: o.mode, Concurrency: o.c, Seconds: round(elapsed.Seconds(), 3), TokenPool: len(o.tokens)}
+	res := &Result{Target: o.target, Mode: o.mode, Concurrency: o.c, Seconds: round(elapsed.Seconds(), 3), TokenPool: len(o.tokens),
+		Presigned: presigned, SignSeconds: round(signTime.Seconds(), 1), EndedBy: "time"}
+	if p.budget.Load() < 0 {
+		res.EndedBy = "count"
+	}
 	if o.pid != 0 {
 		if cpu1, err = procCPU(o.pid); err != nil {
 			return nil, err
@@ -389,10 +504,11 @@ func (p *phase) run() []time.Duration {
 			if p.record {
 				mine = make([]time.Duration, 0, 4096)
 			}
-			buf := new(bytes.Buffer)
+			sd := p.senders[i]
 			for time.Now().Before(p.deadline) && p.budget.Add(-1) >= 0 {
 				t0 := time.Now()
-				p.one(buf)
+				p.one(sd)
+				p.done.Add(1)
 				if p.record {
 					mine = append(mine, time.Since(t0))
 				}
@@ -408,90 +524,82 @@ func (p *phase) run() []time.Duration {
 	return all
 }
 
-// one sends one request and reads the whole response.
-func (p *phase) one(buf *bytes.Buffer) {
-	o := p.o
-	form := url.Values{}
+// fixedForm is the form every request of the mode sends, urlencoded,
+// and whether the client authenticates with HTTP Basic; one adds the
+// assertion or the token of each request.
+func (o *options) fixedForm() (string, bool) {
+	f := url.Values{}
 	basic := false
+	if o.mode != "introspect" {
+		f.Set("grant_type", "client_credentials")
+		if o.scope != "" {
+			f.Set("scope", o.scope)
+		}
+	}
 	switch o.mode {
-	case "cc-secret":
-		form.Set("grant_type", "client_credentials")
+	case "cc-secret", "introspect":
+		if o.mode == "introspect" && o.clientID == "" {
+			break
+		}
 		if o.auth == "basic" {
 			basic = true
 		} else {
-			form.Set("client_id", o.clientID)
-			form.Set("client_secret", o.secret)
+			f.Set("client_id", o.clientID)
+			f.Set("client_secret", o.secret)
 		}
 	case "cc-jwt-rs384", "cc-jwt-es384":
-		form.Set("grant_type", "client_credentials")
-		a, err := o.assertion()
-		if err != nil {
-			p.fail(0, "signing the assertion: "+err.Error())
-			return
-		}
-		form.Set("client_assertion_type", assertionType)
-		form.Set("client_assertion", a)
-	case "introspect":
-		form.Set("token", o.tokens[(p.next.Add(1)-1)%uint64(len(o.tokens))])
-		if o.clientID != "" {
-			if o.auth == "basic" {
-				basic = true
-			} else {
-				form.Set("client_id", o.clientID)
-				form.Set("client_secret", o.secret)
+		f.Set("client_assertion_type", assertionType)
+	}
+	return f.Encode(), basic
+}
+
+// one sends one request and reads the whole response.
+func (p *phase) one(sd sender) {
+	o := p.o
+	body := o.fixed
+	switch o.mode {
+	case "cc-jwt-rs384", "cc-jwt-es384":
+		var a string
+		if p.assertions != nil {
+			a = p.assertions[p.next.Add(1)-1] // the budget keeps the index in range
+		} else {
+			var err error
+			if a, err = o.assertion(time.Now()); err != nil {
+				p.fail(0, "signing the assertion: "+err.Error())
+				return
 			}
 		}
-	}
-	if o.mode != "introspect" && o.scope != "" {
-		form.Set("scope", o.scope)
-	}
-	req, err := http.NewRequest(http.MethodPost, o.url, strings.NewReader(form.Encode()))
-	if err != nil {
-		p.fail(0, err.Error())
-		return
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if basic {
-		// RFC 6749 §2.3.1: form-urlencode, then Basic.
-		req.SetBasicAuth(url.QueryEscape(o.clientID), url.QueryEscape(o.secret))
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		p.fail(0, err.Error())
-		return
-	}
-	buf.Reset()
-	_, err = buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		p.fail(resp.StatusCode, "reading the body: "+err.Error())
-		return
-	}
-	if resp.StatusCode != http.StatusOK {
-		p.fail(resp.StatusCode, buf.String())
-		return
-	}
-	if !o.check && p.saved == nil {
-		return
-	}
-	if o.mode == "introspect" {
-		var r struct {
-			Active bool `json:"active"`
+		body += "&client_assertion=" + url.QueryEscape(a)
+	case "introspect":
+		tok := o.tokens[(p.next.Add(1)-1)%uint64(len(o.tokens))]
+		if body != "" {
+			body += "&"
 		}
-		if json.Unmarshal(buf.Bytes(), &r) != nil || !r.Active {
-			p.fail(resp.StatusCode, "not an active token: "+buf.String())
+		body += "token=" + url.QueryEscape(tok)
+	}
+	status, resp, err := sd.send(body, o.basic)
+	if err != nil {
+		p.fail(status, err.Error())
+		return
+	}
+	if status != http.StatusOK {
+		p.fail(status, string(resp))
+		return
+	}
+	if o.check {
+		if err := checkBody(o.mode, resp); err != nil {
+			p.fail(status, err.Error()+": "+string(resp))
+			return
 		}
-		return
-	}
-	var r struct {
-		AccessToken string `json:"access_token"`
-	}
-	if json.Unmarshal(buf.Bytes(), &r) != nil || r.AccessToken == "" {
-		p.fail(resp.StatusCode, "no access_token: "+buf.String())
-		return
 	}
 	if p.saved != nil && p.record {
+		var r struct {
+			AccessToken string `json:"access_token"`
+		}
+		if json.Unmarshal(resp, &r) != nil || r.AccessToken == "" {
+			p.fail(status, "no access_token: "+string(resp))
+			return
+		}
 		p.mu.Lock()
 		p.saved.WriteString(r.AccessToken)
 		p.saved.WriteByte('\n')
@@ -509,23 +617,6 @@ func (p *phase) fail(status int, msg string) {
 	}
 }
 
-// assertion signs a fresh RFC 7523 client assertion.
-func (o *options) assertion() (string, error) {
-	var j [16]byte
-	_, _ = rand.Read(j[:])
-	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{
-		"iss": o.clientID, "sub": o.clientID, "aud": o.aud,
-		"iat": now.Unix(), "exp": now.Add(4 * time.Minute).Unix(),
-		"jti": base64.RawURLEncoding.EncodeToString(j[:]),
-	})
-	jws, err := o.signer.Sign(claims)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
-}
-
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	i := int(q*float64(len(sorted))+0.5) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
@@ -537,84 +628,6 @@ func round(v float64, places int) float64 {
 	s := strconv.FormatFloat(v, 'f', places, 64)
 	r, _ := strconv.ParseFloat(s, 64)
 	return r
-}
-
-// procCPU is utime + stime of every thread of pid.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The fields after the command name (which may hold spaces and
-	// parentheses) start after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	// f[0] is the state (field 3); utime and stime are fields 14 and 15.
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
-	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
-}
-
-// machineCPU is the busy time of all CPUs (user, nice, system, irq,
-// softirq; guest time is inside user) and the steal time, from /proc/stat.
-func machineCPU() (busy, steal time.Duration, err error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, errors.New("/proc/stat: unexpected format")
-	}
-	v := make([]int64, 8)
-	for i := range v {
-		if v[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
-		}
-	}
-	// user nice system idle iowait irq softirq steal
-	ticks := v[0] + v[1] + v[2] + v[5] + v[6]
-	return time.Duration(ticks) * time.Second / clockTicks, time.Duration(v[7]) * time.Second / clockTicks, nil
-}
-
-// procRSS is VmRSS of pid, in bytes.
-func procRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				if err == nil {
-					return kb << 10, nil
-				}
-			}
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
-}
-
-// selfCPU is this process's user + system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func readLines(path string) ([]string, error) {
@@ -629,75 +642,4 @@ func readLines(path string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func readKey(path string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	var k any
-	switch blk.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: PEM block %q is not a private key", path, blk.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: unsupported key type %T", path, k)
-	}
-	return s, nil
-}
-
-// keygen writes a private key and its public JWKS.
-func keygen(args []string) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	alg := fs.String("alg", "", "RS384 (RSA 2048) or ES384 (P-384)")
-	kid := fs.String("kid", "", "key id")
-	keyOut := fs.String("key", "", "private key file to write (PKCS #8 PEM)")
-	jwksOut := fs.String("jwks", "", "public JWKS file to write")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *kid == "" || *keyOut == "" || *jwksOut == "" {
-		return errors.New("-kid, -key and -jwks are required")
-	}
-	var priv crypto.Signer
-	var err error
-	switch *alg {
-	case "RS384":
-		priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "ES384":
-		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	default:
-		return fmt.Errorf("-alg %q: use RS384 or ES384", *alg)
-	}
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(*keyOut, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return err
-	}
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: priv.Public(), KeyID: *kid, Algorithm: *alg, Use: "sig"}}}
-	b, err := json.Marshal(set)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(*jwksOut, append(b, '\n'), 0o644)
 }
