@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"smartgate/internal/fhir"
 	"smartgate/internal/fhir/devdata"
 	"smartgate/internal/token"
 )
@@ -79,4 +82,61 @@ func BenchmarkFHIR(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkFHIRScale loads the demo data set many times over (ids and
+// references suffixed per copy: 100 copies are 43,200 resources and 600
+// patients) and measures a patient-scoped search and read, which must stay
+// indexed: their cost should not grow with the size of the database.
+// Run: go test ./bench -run '^$' -bench FHIRScale -benchtime 2s
+func BenchmarkFHIRScale(b *testing.B) {
+	for _, copies := range []int{1, 100} {
+		b.Run(fmt.Sprintf("copies=%d", copies), func(b *testing.B) {
+			h, a := newServer(b, map[string]string{"rate_limits.enabled": "false"})
+			api := fhir.New(fhir.Deps{Store: a.Store, Base: "http://127.0.0.1:8080/fhir"})
+			set := devdata.Set()
+			for i := 1; i < copies; i++ {
+				suffix := fmt.Sprintf("-c%d", i)
+				rs := make([]fhir.SeedResource, len(set))
+				for j, r := range set {
+					body := string(r.Body)
+					for _, x := range set {
+						body = strings.ReplaceAll(body, `"`+x.Type+"/"+x.ID+`"`, `"`+x.Type+"/"+x.ID+suffix+`"`)
+					}
+					body = strings.Replace(body, `"id":"`+r.ID+`"`, `"id":"`+r.ID+suffix+`"`, 1)
+					rs[j] = fhir.SeedResource{Type: r.Type, ID: r.ID + suffix, Body: []byte(body)}
+				}
+				if err := api.Seed(context.Background(), rs, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			revs := token.NewRevocations(a.Store, nil)
+			tokens := token.New(a.Keys, revs, token.Options{Issuer: "http://127.0.0.1:8080", Audience: "http://127.0.0.1:8080/fhir"})
+			amy := devdata.Patients()[0]
+			tok, _ := tokens.Issue(token.Claims{Subject: "bench", ClientID: "bench", Scope: "patient/*.rs", Patient: amy, Expiry: time.Now().Add(time.Hour).Unix(), Grant: "bench"})
+			for _, path := range []string{"/fhir/Observation?patient=" + amy + "&category=laboratory", "/fhir/Observation?_count=50", "/fhir/Condition/" + firstOf(set, "Condition", amy)} {
+				b.Run(strings.SplitN(strings.TrimPrefix(path, "/fhir/"), "?", 2)[0]+"?"+strings.SplitN(path+"?", "?", 3)[1], func(b *testing.B) {
+					for b.Loop() {
+						r := httptest.NewRequest("GET", path, nil)
+						r.Header.Set("Authorization", "Bearer "+tok)
+						rec := httptest.NewRecorder()
+						h.ServeHTTP(rec, r)
+						if rec.Code != 200 {
+							b.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body.String())
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// firstOf returns the id of the first resource of typ that mentions patient.
+func firstOf(set []devdata.Resource, typ, patient string) string {
+	for _, r := range set {
+		if r.Type == typ && strings.Contains(string(r.Body), "Patient/"+patient) {
+			return r.ID
+		}
+	}
+	return ""
 }

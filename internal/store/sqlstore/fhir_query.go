@@ -29,6 +29,19 @@ func (b *condBuilder) col(alias, name string) string {
 	return alias + "." + name
 }
 
+// member is the term "the resource's rid is among those the subquery
+// selects". Driving, it is alias.rid IN (SELECT ...), which SQLite answers
+// by materialising the subquery once and searching the resources by key.
+// As a filter it is a correlated EXISTS probing the subquery's table by
+// rid, so its cost follows the driver's few candidates rather than every
+// row the subquery would select (e.g. every laboratory Observation).
+func (b *condBuilder) member(alias, selectCol, from, where string) string {
+	if b.filter {
+		return "EXISTS (SELECT 1 FROM " + from + " WHERE " + selectCol + " = " + alias + ".rid AND " + where + ")"
+	}
+	return alias + ".rid IN (SELECT " + selectCol + " FROM " + from + " WHERE " + where + ")"
+}
+
 // flatten merges nested Ands into one.
 func flatten(c store.And) store.And {
 	nested := false
@@ -155,7 +168,14 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		for _, p := range c.Patients {
 			b.args = append(b.args, p)
 		}
-		return b.col(alias, "res_id") + " IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
+		if b.filter {
+			return "EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.res_type = " + alias + ".res_type AND c.res_id = " + alias + ".res_id" +
+				" AND c.res_type = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
+		}
+		// By row key, so that the compartment can drive an index search
+		// (res_id IN (...) lets SQLite prefer walking the type in rid order).
+		return b.member(alias, "cr.rid", "fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id",
+			"c.res_type = ? AND c.patient_id IN ("+b.in(len(c.Patients))+")")
 	case store.RefersToCompartment:
 		if len(c.Patients) == 0 {
 			return "1 = 0"
@@ -164,8 +184,8 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		for _, p := range c.Patients {
 			b.args = append(b.args, p)
 		}
-		return b.col(alias, "rid") + " IN (SELECT f.rid FROM fhir_ref f JOIN fhir_compartment c ON c.res_type = f.target_type AND c.res_id = f.target_id" +
-			" WHERE f.res_type = ? AND f.param = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
+		return b.member(alias, "f.rid", "fhir_ref f JOIN fhir_compartment c ON c.res_type = f.target_type AND c.res_id = f.target_id",
+			"f.res_type = ? AND f.param = ? AND c.patient_id IN ("+b.in(len(c.Patients))+")")
 	case store.LinkedPatients:
 		if len(c.Via) == 0 {
 			return "1 = 0"
@@ -176,20 +196,24 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 			b.args = append(b.args, l.Type, l.Param)
 			via = append(via, "(f.res_type = ? AND f.param = ?)")
 		}
-		return b.col(alias, "res_id") + " IN (SELECT c.res_id FROM fhir_compartment c WHERE c.res_type = ? AND c.patient_id IN (" +
-			"SELECT l.patient_id FROM fhir_ref f JOIN fhir_resources lr ON lr.rid = f.rid AND lr.deleted = 0" +
-			" JOIN fhir_compartment l ON l.res_type = lr.res_type AND l.res_id = lr.res_id" +
-			" WHERE f.target_type = ? AND f.target_id = ? AND (" + strings.Join(via, " OR ") + ")))"
+		return b.member(alias, "cr.rid", "fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id",
+			"c.res_type = ? AND c.patient_id IN ("+
+				"SELECT l.patient_id FROM fhir_ref f JOIN fhir_resources lr ON lr.rid = f.rid AND lr.deleted = 0"+
+				" JOIN fhir_compartment l ON l.res_type = lr.res_type AND l.res_id = lr.res_id"+
+				" WHERE f.target_type = ? AND f.target_id = ? AND ("+strings.Join(via, " OR ")+"))")
 	case store.Missing:
 		table, ok := kindTable(c.Kind)
 		if !ok {
 			return "1 = 0"
 		}
-		not := ""
+		saved := b.filter
+		b.filter = true // a NOT IN list would hold every row of the param
+		term := b.member(alias, "x.rid", table+" x", "x.res_type = "+b.arg(typ)+" AND x.param = "+b.arg(c.Param))
+		b.filter = saved
 		if c.Missing {
-			not = "NOT "
+			return "NOT " + term
 		}
-		return b.col(alias, "rid") + " " + not + "IN (SELECT rid FROM " + table + " WHERE res_type = " + b.arg(typ) + " AND param = " + b.arg(c.Param) + ")"
+		return term
 	case store.TokenMatch:
 		var cond string
 		switch {
@@ -236,14 +260,15 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		b.aliases++
 		t := "t" + strconv.Itoa(b.aliases)
 		f := "f" + strconv.Itoa(b.aliases)
-		head := b.col(alias, "rid") + " IN (SELECT " + f + ".rid FROM fhir_ref " + f + " JOIN fhir_resources " + t +
-			" ON " + t + ".res_type = " + f + ".target_type AND " + t + ".res_id = " + f + ".target_id WHERE " +
-			f + ".res_type = " + b.arg(typ) + " AND " + f + ".param = " + b.arg(c.Param) + " AND " +
+		filter := b.filter
+		where := f + ".res_type = " + b.arg(typ) + " AND " + f + ".param = " + b.arg(c.Param) + " AND " +
 			t + ".res_type = " + b.arg(c.TargetType) + " AND " + t + ".deleted = 0"
 		if c.Where != nil {
-			head += " AND " + b.build(c.Where, t, c.TargetType)
+			b.filter = false // the target's own terms drive its search
+			where += " AND " + b.build(c.Where, t, c.TargetType)
+			b.filter = filter
 		}
-		return head + ")"
+		return b.member(alias, f+".rid", "fhir_ref "+f+" JOIN fhir_resources "+t+" ON "+t+".res_type = "+f+".target_type AND "+t+".res_id = "+f+".target_id", where)
 	case store.DateMatch:
 		if c.Param == "_lastUpdated" {
 			return dateCond(b, c.Prefix, alias+".last_updated", "("+alias+".last_updated + 1)", c.Low, c.High)
@@ -289,7 +314,7 @@ func (b *condBuilder) leaf(alias, table, typ, param, cond string) string {
 	tail := append([]any(nil), b.args[len(b.args)-n:]...)
 	b.args = append(b.args[:len(b.args)-n], typ, param)
 	b.args = append(b.args, tail...)
-	return b.col(alias, "rid") + " IN (SELECT rid FROM " + table + " WHERE res_type = ? AND param = ? AND " + cond + ")"
+	return b.member(alias, "x.rid", table+" x", "x.res_type = ? AND x.param = ? AND "+cond)
 }
 
 func kindTable(kind string) (string, bool) {

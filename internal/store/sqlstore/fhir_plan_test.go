@@ -1,0 +1,74 @@
+package sqlstore
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"smartgate/internal/store"
+)
+
+// TestFHIRQueriesUseIndexes checks, with SQLite's EXPLAIN QUERY PLAN, that
+// the searches the FHIR API builds for its common cases are answered from
+// indexes: no full scan of the resource table or of an index table. (A
+// plan, not a timing: the test cannot be flaky on a busy machine.)
+func TestFHIRQueriesUseIndexes(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	patient := store.InCompartment{Patients: []string{"p1"}}
+	cases := []struct {
+		name string
+		typ  string
+		cond store.Cond
+	}{
+		{"patient compartment alone", "Observation", patient},
+		{"patient+category under a patient scope", "Observation", store.And{store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "category", AnySystem: true, Code: "laboratory"}}, patient}},
+		{"patient+code+date", "Observation", store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "8867-4"}, store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}}},
+		{"code+date under a system scope", "Observation", store.And{store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "8867-4"}, store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}}},
+		{"granular constraint in a compartment", "Observation", store.And{patient, store.Or{store.And{patient, store.TokenMatch{Param: "category", System: "http://terminology.hl7.org/CodeSystem/observation-category", Code: "laboratory"}}}}},
+		{"name prefix", "Patient", store.StringMatch{Param: "name", Value: "shaw"}},
+		{"identifier", "Patient", store.TokenMatch{Param: "identifier", System: "http://hospital.example", Code: "123"}},
+		{"by id", "Patient", store.IDIn{IDs: []string{"p1"}}},
+	}
+	for _, c := range cases {
+		cb := &condBuilder{db: db}
+		where := cb.build(c.cond, "r", c.typ)
+		q := "EXPLAIN QUERY PLAN SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND r.deleted = 0 AND " + where + " ORDER BY r.rid LIMIT 51"
+		rows, err := db.r.QueryContext(ctx, q, append([]any{c.typ}, cb.args...)...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, step := range plan {
+			// "SCAN r USING INDEX ..." walks one type's rows in rid order,
+			// which is only acceptable when nothing narrower can drive.
+			if strings.HasPrefix(step, "SCAN ") && !strings.Contains(step, "USING") {
+				t.Errorf("%s: full table scan in the plan:\n  %s", c.name, strings.Join(plan, "\n  "))
+			}
+			// The resource table must be reached by key (rid from an index
+			// table, or res_id), never by walking every row of the type.
+			if strings.HasPrefix(step, "SCAN r") || strings.HasPrefix(step, "SEARCH r ") && !strings.Contains(step, "rid=?") && !strings.Contains(step, "res_id=?") {
+				t.Errorf("%s: the resource table is walked instead of searched by key:\n  %s", c.name, strings.Join(plan, "\n  "))
+			}
+		}
+	}
+}
