@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"smartgate/internal/fhir"
+	"smartgate/internal/fhir/devdata"
 	"smartgate/internal/pgtest"
 )
 
@@ -365,5 +367,35 @@ func TestReviewTransactionRefusalLosesInsufficientScope(t *testing.T) {
 		if code := issues[0].(map[string]any)["code"]; code != "forbidden" {
 			t.Errorf("transaction refused for scope: issue code %v, want forbidden", code)
 		}
+	}
+}
+
+// TestReviewPatientWriteGrantsPractitionerAccess: under
+// fhir.practitioner_access care-relationship, a practitioner reaches the
+// patients that a Patient.generalPractitioner, an Encounter participant or
+// a CareTeam participant links to him. Those links are ordinary data that a
+// patient-level app with a write scope (patient/CareTeam.c, patient/*.cruds)
+// may create, so a patient app, not the care organisation, decides which
+// practitioner reads the patient's whole record. The links that grant
+// access should only count when written by a user/ or system/ client (or
+// be refused from patient/ writes).
+func TestReviewPatientWriteGrantsPractitionerAccess(t *testing.T) {
+	t.Skip("REVIEW: under care-relationship, a patient/ app's CareTeam write gives any practitioner access to the patient's whole record")
+	f := newFixture(t, "sqlite", func(d *fhir.Deps) { d.PractitionerAccess = "care-relationship" })
+	var dr string
+	for _, p := range devdata.Practitioners() {
+		if f.do("GET", "/Patient/"+amy, f.token("user/*.rs", "", "Practitioner/"+p), nil).status == 404 {
+			dr = p
+			break
+		}
+	}
+	if dr == "" {
+		t.Fatalf("every demo practitioner reaches %s", amy)
+	}
+	ct := `{"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/` + amy + `"},"participant":[{"member":{"reference":"Practitioner/` + dr + `"}}]}`
+	w := f.do("POST", "/CareTeam", f.token("patient/*.cruds", amy, ""), ct)
+	t.Logf("POST CareTeam of %s naming Practitioner/%s under %s's patient/*.cruds: %d", amy, dr, amy, w.status)
+	if r := f.do("GET", "/Patient/"+amy, f.token("user/*.rs", "", "Practitioner/"+dr), nil); r.status != 404 {
+		t.Errorf("unlinked Practitioner/%s reads Patient/%s after a patient app's CareTeam write: %d, want 404", dr, amy, r.status)
 	}
 }
