@@ -167,16 +167,19 @@ func (s *Server) checkAssertionClaims(ctx context.Context, c *Client, claims ass
 	if exp.After(now.Add(s.Config.Assertions.MaxLifetime.D() + skew)) {
 		return badAssertion("the assertion's exp is %s ahead; it must be at most %s ahead", exp.Sub(now).Round(time.Second), s.Config.Assertions.MaxLifetime.D())
 	}
-	for name, raw := range map[string]json.RawMessage{"nbf": claims.NotBefore, "iat": claims.IssuedAt} {
-		if raw == nil {
+	for _, d := range [...]struct {
+		name string
+		raw  json.RawMessage
+	}{{"nbf", claims.NotBefore}, {"iat", claims.IssuedAt}} {
+		if d.raw == nil {
 			continue
 		}
-		t, ok := numericDate(raw)
+		t, ok := numericDate(d.raw)
 		if !ok {
-			return badAssertion("the assertion's %s must be a JSON number of seconds since 1970 (RFC 7519 NumericDate)", name)
+			return badAssertion("the assertion's %s must be a JSON number of seconds since 1970 (RFC 7519 NumericDate)", d.name)
 		}
 		if t.After(now.Add(skew)) {
-			return badAssertion("the assertion's %s is in the future; check your clock", name)
+			return badAssertion("the assertion's %s is in the future; check your clock", d.name)
 		}
 	}
 	if claims.JTI == "" {

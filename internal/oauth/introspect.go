@@ -26,6 +26,12 @@ type introspection struct {
 	FHIRUser  string `json:"fhirUser,omitempty"`
 }
 
+// inactiveAnswer is the whole answer about any token the caller may not learn
+// about: {"active":false} (RFC 7662 §2.2).
+var inactiveAnswer = struct {
+	Active bool `json:"active"`
+}{}
+
 // Introspect is POST /oauth2/introspect (RFC 7662). The caller
 // authenticates as a client; it learns about tokens issued to itself, or
 // about any token when an administrator marked it as a resource server
@@ -37,14 +43,13 @@ func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	inactive := map[string]bool{"active": false}
 	raw := form.Get("token")
 	if raw == "" {
-		return writeJSON(w, http.StatusOK, inactive)
+		return writeJSON(w, http.StatusOK, inactiveAnswer)
 	}
 	if c, err := s.Tokens.Verify(ctx, raw); err == nil {
 		if c.ClientID != caller.ID && !caller.IntrospectAny {
-			return writeJSON(w, http.StatusOK, inactive)
+			return writeJSON(w, http.StatusOK, inactiveAnswer)
 		}
 		return writeJSON(w, http.StatusOK, introspection{
 			Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject, Issuer: c.Issuer,
@@ -54,16 +59,16 @@ func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Not an access token of ours: perhaps a refresh token.
 	if len(raw) > 100 {
-		return writeJSON(w, http.StatusOK, inactive)
+		return writeJSON(w, http.StatusOK, inactiveAnswer)
 	}
 	rt, g, err := s.Store.FindRefreshToken(ctx, hashSecret(raw))
 	now := s.Clock()
 	if err != nil || !rt.UsedAt.IsZero() || !now.Before(rt.ExpiresAt) || !g.RevokedAt.IsZero() ||
 		(g.ClientID != caller.ID && !caller.IntrospectAny) {
-		return writeJSON(w, http.StatusOK, inactive)
+		return writeJSON(w, http.StatusOK, inactiveAnswer)
 	}
 	if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
-		return writeJSON(w, http.StatusOK, inactive)
+		return writeJSON(w, http.StatusOK, inactiveAnswer)
 	}
 	var gc grantContext
 	_ = json.Unmarshal(g.Context, &gc)
