@@ -32,7 +32,7 @@
 # "ended_by": "count". PRESIGN=0 signs one per request inside the window
 # instead (the method of the runs before 2026-11-27).
 #
-# Each run waits until the machine is quiet (at most 30 s), then makes a 1 s
+# Each run waits until the machine is quiet (at most QUIET_WAIT s, 30), then makes a 1 s
 # warm-up and measures SECONDS_PER_RUN seconds; the
 # server's CPU (utime + stime of the process, from /proc/PID/stat) and RSS
 # (VmRSS) are read at the start and end of the measured window. ROUNDS
@@ -46,7 +46,7 @@
 #                             Hydra build, which is then cached)
 # Environment: ROUNDS (3), SECONDS_PER_RUN (10), CONCURRENCY (16),
 #   POOL (10000), MODES, TARGETS (space separated; default all four),
-#   SMARTGATE_INFO (1), PRESIGN (1), LOAD_GOMAXPROCS (the load generator's
+#   SMARTGATE_INFO (1), QUIET_WAIT (30), PRESIGN (1), LOAD_GOMAXPROCS (the load generator's
 #   GOMAXPROCS; unset: Go's default, all cores), SMARTGATE_BIN (a smartgate
 #   binary to run instead of building ./cmd/smartgate), HYDRA_DIR, RESULTS
 #   (also append the JSON lines to this file).
@@ -279,11 +279,11 @@ hz=$(getconf CLK_TCK)
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
 wait_quiet() {
   local a b
-  for _ in $(seq 30); do
+  for _ in $(seq "${QUIET_WAIT:-30}"); do
     a=$(busy_ticks); sleep 1; b=$(busy_ticks)
     if [ $((100 * (b - a))) -lt $((15 * hz)) ]; then return 0; fi
   done
-  echo "bench/peers.sh: the machine stayed busy for 30 s; running anyway (see other_cpu_cores)" >&2
+  echo "bench/peers.sh: the machine stayed busy for ${QUIET_WAIT:-30} s; running anyway (see other_cpu_cores)" >&2
 }
 
 # run TARGET MODE [extra load flags]: one load run; prints its JSON line.
