@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"smartgate/internal/fhir/devdata"
+	"smartgate/internal/problem"
 	"smartgate/internal/store"
 )
 
@@ -73,7 +74,8 @@ func (s *Service) EnsureDevUsers(ctx context.Context, path string) (users []DevU
 		_ = os.Chmod(path, 0o600)
 		for _, du := range users {
 			if _, err := s.st.GetUserByUsername(ctx, du.Username); errors.Is(err, store.ErrNotFound) {
-				if _, err := s.CreateUser(ctx, NewUser{Username: du.Username, Role: du.Role, FHIRUser: du.FHIRUser, Password: du.Password, WeakPasswordOK: true}, "system"); err != nil {
+				if _, err := s.CreateUser(ctx, NewUser{Username: du.Username, Role: du.Role, FHIRUser: du.FHIRUser, Password: du.Password, WeakPasswordOK: true}, "system"); err != nil &&
+					!errors.Is(err, store.ErrConflict) && !problem.IsID(err, problem.UserExists) {
 					return nil, false, fmt.Errorf("demo user %s from %s: %w", du.Username, path, err)
 				}
 			} else if err != nil {
@@ -96,11 +98,19 @@ func (s *Service) EnsureDevUsers(ctx context.Context, path string) (users []DevU
 			return nil, false, err
 		}
 		u, err := s.st.GetUserByUsername(ctx, du.Username)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			if _, err := s.CreateUser(ctx, NewUser{Username: du.Username, Role: du.Role, FHIRUser: du.FHIRUser, Password: du.Password, WeakPasswordOK: true}, "system"); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			_, err = s.CreateUser(ctx, NewUser{Username: du.Username, Role: du.Role, FHIRUser: du.FHIRUser, Password: du.Password, WeakPasswordOK: true}, "system")
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, store.ErrConflict) && !problem.IsID(err, problem.UserExists) {
 				return nil, false, fmt.Errorf("demo user %s: %w", du.Username, err)
 			}
+			// Another node on the same database created it at the same
+			// moment: give it this node's password, as for an existing user.
+			u, err = s.st.GetUserByUsername(ctx, du.Username)
+		}
+		switch {
 		case err != nil:
 			return nil, false, err
 		default:
