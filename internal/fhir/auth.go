@@ -227,6 +227,27 @@ func (a *API) checkWrite(ctx context.Context, rd reader, c *caller, typ string, 
 			}
 		}
 	}
+	// A Provenance is in the compartments of what it targets (so patients
+	// see the provenance of their records): a restricted caller may only
+	// target what it may read, or it would plant one in another record.
+	if typ == "Provenance" && ac.Patients != nil {
+		for _, r := range ix.Refs {
+			if r.Param != "target" || r.Type == "" {
+				continue
+			}
+			tac, err := a.authorize(ctx, c, r.Type, scope.PermR, nil)
+			if err == nil {
+				_, err = rd.ReadResource(ctx, r.Type, r.ID, tac.Cond)
+			}
+			if err != nil {
+				var pe *problem.Error
+				if !errors.As(err, &pe) && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrAccessDenied) && !errors.Is(err, store.ErrGone) {
+					return problem.Internal(err)
+				}
+				return insufficient(userScope("Provenance", scope.PermC), "this Provenance targets %s/%s, which the token may not read (or which does not exist); a Provenance may only target records the token can read", r.Type, r.ID)
+			}
+		}
+	}
 	for _, l := range ix.Links {
 		lac, err := a.authorize(ctx, c, l.Type, scope.PermR, nil)
 		if err != nil {
@@ -237,7 +258,13 @@ func (a *API) checkWrite(ctx context.Context, rd reader, c *caller, typ string, 
 		}
 		_, err = rd.ReadResource(ctx, l.Type, l.ID, lac.Cond)
 		switch {
-		case err == nil, errors.Is(err, store.ErrNotFound):
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound) && ac.Patients == nil:
+			// Unrestricted callers may point at a Binary they create next.
+		case errors.Is(err, store.ErrNotFound):
+			// Pointing at an id that does not exist yet would claim
+			// whatever is stored there later for this patient.
+			return insufficient(userScope(l.Type, scope.PermC), "this %s points at %s/%s, which does not exist; create the %s first (in the same transaction is fine), then point at it", typ, l.Type, l.ID, l.Type)
 		case errors.Is(err, store.ErrAccessDenied), errors.Is(err, store.ErrGone):
 			return insufficient(userScope(l.Type, scope.PermR), "this %s points at %s/%s, which belongs to a record this token may not read; it cannot give that resource to another patient", typ, l.Type, l.ID)
 		default:

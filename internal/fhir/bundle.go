@@ -32,6 +32,9 @@ type bundleIn struct {
 	} `json:"entry"`
 }
 
+// maxBundleEntries bounds one batch or transaction.
+const maxBundleEntries = 1000
+
 // entryOp is one parsed Bundle entry.
 type entryOp struct {
 	index       int
@@ -53,7 +56,10 @@ func (a *API) bundle(w http.ResponseWriter, r *http.Request, c *caller) error {
 	}
 	var in bundleIn
 	if err := json.Unmarshal(body, &in); err != nil {
-		return problem.New(problem.ResourceInvalid, "the body is not a JSON Bundle: %s", clip(err.Error()))
+		return problem.Wrap(problem.ResourceInvalid, err, "the body is not a FHIR Bundle: it must be a JSON object with resourceType Bundle, a type, and entry as an array of objects with request.method, request.url and, for POST and PUT, resource")
+	}
+	if len(in.Entry) > maxBundleEntries {
+		return problem.New(problem.RequestTooLarge, "a batch or transaction Bundle may hold at most %d entries, this one has %d; split it", maxBundleEntries, len(in.Entry))
 	}
 	if in.ResourceType != "Bundle" || (in.Type != "batch" && in.Type != "transaction") {
 		return problem.New(problem.InvalidRequest, "POST /fhir takes a Bundle of type batch or transaction (got resourceType %q, type %q)", clip(in.ResourceType), clip(in.Type))
@@ -142,10 +148,12 @@ func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops
 		if pe.ID == problem.InternalError {
 			return pe
 		}
-		e := problem.New(problem.TransactionFailed, "entry %d (%s %s) failed: %s; nothing was applied", i, ops[i].method, ops[i].typ, pe.Description)
-		e.Status = pe.HTTPStatus()
-		e.Issues = pe.Issues
-		return e
+		// The entry's own error, with its id, status and headers (an
+		// insufficient_scope challenge), says which entry and that
+		// nothing was applied.
+		e := *pe
+		e.Description = fmt.Sprintf("entry %d (%s %s) failed, so nothing in the transaction was applied: %s", i, ops[i].method, ops[i].typ, pe.Description)
+		return &e
 	}
 	err := a.store.WriteFHIR(ctx, func(tx store.FHIRTx) error {
 		// The ids of creates, and the references that name them by fullUrl

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"smartgate/internal/fhir/index"
 	"smartgate/internal/problem"
 )
 
@@ -42,11 +43,15 @@ func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return problem.New(problem.InvalidRequest, "$docref needs the patient parameter (the id of the Patient), e.g. DocumentReference/$docref?patient=123")
 	}
 	q := url.Values{"patient": {patient}}
-	if v := in.Get("start"); v != "" {
-		q.Add("period", "ge"+v)
-	}
-	if v := in.Get("end"); v != "" {
-		q.Add("period", "le"+v)
+	for _, p := range []struct{ name, prefix string }{{"start", "ge"}, {"end", "le"}} {
+		v := in.Get(p.name)
+		if v == "" {
+			continue
+		}
+		if _, _, err := index.DateRange(v); err != nil {
+			return problem.New(problem.InvalidRequest, "$docref parameter %q must be a FHIR dateTime such as 2024-01-31 or 2024-01-31T12:00:00Z, got %q", p.name, clip(v))
+		}
+		q.Add("period", p.prefix+v)
 	}
 	if types := in["type"]; len(types) > 0 {
 		for _, t := range types {

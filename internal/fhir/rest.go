@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -126,6 +127,9 @@ func (a *API) vread(ctx context.Context, c *caller, typ, id string, version int6
 // prepare validates a resource body for typ and fixes its id, returning
 // the body to store and its index.
 func (a *API) prepare(typ, id string, body []byte) ([]byte, store.Index, error) {
+	if bytes.Contains(body, []byte(`\u0000`)) {
+		return nil, store.Index{}, problem.New(problem.ResourceInvalid, "the %s holds a NUL character (\\u0000), which FHIR strings may not contain", typ)
+	}
 	rt, issues := validate.Resource(body)
 	var errs []problem.Issue
 	for _, is := range issues {
@@ -147,7 +151,7 @@ func (a *API) prepare(typ, id string, body []byte) ([]byte, store.Index, error) 
 	}
 	ix, err := a.extract(typ, withID)
 	if err != nil {
-		return nil, store.Index{}, problem.New(problem.ResourceInvalid, "the %s could not be indexed: %s", typ, clip(err.Error()))
+		return nil, store.Index{}, problem.Wrap(problem.ResourceInvalid, err, "the %s could not be indexed for search (a date, number or reference has a value smartgate cannot read); check its dates and references", typ)
 	}
 	return withID, ix, nil
 }

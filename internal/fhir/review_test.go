@@ -85,7 +85,6 @@ func clientFault(status int) bool { return status >= 200 && status < 500 }
 // with a client-chosen id: imports, deterministic ids of an integration,
 // another patient's app), the first patient reads it.
 func TestReviewBinaryPreclaimedByDocumentReference(t *testing.T) {
-	t.Skip("REVIEW: a DocumentReference may point at a Binary id that does not exist yet and so claims whatever is later stored there")
 	f := newFixture(t, "sqlite")
 	id := "review-note-" + fmt.Sprint(time.Now().UnixNano())
 	amyTok := f.token("patient/*.cruds", amy, "")
@@ -112,7 +111,6 @@ func TestReviewBinaryPreclaimedByDocumentReference(t *testing.T) {
 // and one of José's Observations, and José's app then reads it as part of
 // his record.
 func TestReviewProvenanceWriteEntersAnotherPatientsRecord(t *testing.T) {
-	t.Skip("REVIEW: a patient/ write may create a Provenance that targets another patient's resource and so appears in that patient's record")
 	f := newFixture(t, "sqlite")
 	theirs := pick(t, demoSet(t), "Observation", jose, "")
 	prov := `{"resourceType":"Provenance","target":[{"reference":"Patient/` + amy + `"},{"reference":"Observation/` + theirs + `"}],` +
@@ -160,7 +158,6 @@ func TestReviewGroupRevealsOtherPatients(t *testing.T) {
 // an expression depth of 1000 and at 32766 variables, and the error comes
 // back as 500 internal_error.
 func TestReviewWideSearchesAnswer500OnSQLite(t *testing.T) {
-	t.Skip("REVIEW: searches with >1000 OR values, >1000 repeated parameters or >32766 ids answer 500 on SQLite")
 	f := newFixture(t, "sqlite")
 	sys := f.token("system/*.rs", "", "")
 	for _, q := range []string{
@@ -181,7 +178,6 @@ func TestReviewWideSearchesAnswer500OnSQLite(t *testing.T) {
 // the value into a LIKE pattern; SQLite refuses patterns longer than 50000
 // bytes and the error is a 500. Values have no length limit.
 func TestReviewLongStringSearchAnswers500OnSQLite(t *testing.T) {
-	t.Skip("REVIEW: a :contains or :text value over 50000 bytes answers 500 on SQLite (LIKE pattern too long)")
 	f := newFixture(t, "sqlite")
 	sys := f.token("system/*.rs", "", "")
 	for _, q := range []string{
@@ -202,7 +198,6 @@ func TestReviewLongStringSearchAnswers500OnSQLite(t *testing.T) {
 // request goroutine for many minutes. Chains with many OR values
 // (patient.name=n0,...,n1199) do the same.
 func TestReviewRepeatedParametersStallPostgres(t *testing.T) {
-	t.Skip("REVIEW: a few hundred repeated search parameters make PostgreSQL plan for minutes (no limit on criteria)")
 	pgtest.Shared(t)
 	f := newFixture(t, "postgres")
 	for _, c := range []struct{ path, tok string }{
@@ -222,7 +217,6 @@ func TestReviewRepeatedParametersStallPostgres(t *testing.T) {
 // answer is 500. SQLite answers 200 with no match, so the engines also
 // disagree.
 func TestReviewBadBytesAnswer500OnPostgres(t *testing.T) {
-	t.Skip("REVIEW: a NUL byte or invalid UTF-8 in a search value (or a \\u0000 in an indexed value of a write) answers 500 on PostgreSQL")
 	pgtest.Shared(t)
 	f := newFixture(t, "postgres")
 	tok := f.token("patient/*.rs", amy, "")
@@ -253,7 +247,6 @@ func TestReviewBadBytesAnswer500OnPostgres(t *testing.T) {
 // search's sort keys (or authenticated, e.g. with an HMAC) and a bad one
 // answered 400.
 func TestReviewForgedCursorAnswers500OnPostgres(t *testing.T) {
-	t.Skip("REVIEW: a _cursor whose sort values do not match the sort column types answers 500 on PostgreSQL")
 	pgtest.Shared(t)
 	f := newFixture(t, "postgres")
 	tok := f.token("patient/*.rs", amy, "")
@@ -277,7 +270,6 @@ func TestReviewForgedCursorAnswers500OnPostgres(t *testing.T) {
 // it, so one request holds a core and gigabytes of memory. The server
 // should refuse a Bundle over a stated number of entries with 413.
 func TestReviewHugeBatchIsNotBounded(t *testing.T) {
-	t.Skip("REVIEW: a batch/transaction Bundle has no limit on entries (or response size): 100000 entries are all run")
 	f := newFixture(t, "sqlite")
 	var b strings.Builder
 	b.WriteString(`{"resourceType":"Bundle","type":"batch","entry":[`)
@@ -301,7 +293,6 @@ func TestReviewHugeBatchIsNotBounded(t *testing.T) {
 // log. The OperationOutcome should name the FHIR element (Bundle.entry must
 // be an array) instead.
 func TestReviewBundleErrorsLeakGoTypes(t *testing.T) {
-	t.Skip("REVIEW: a malformed Bundle's 400 quotes encoding/json's error with Go type and struct field names")
 	f := newFixture(t, "sqlite")
 	sys := f.token("system/*.cruds", "", "")
 	for _, body := range []string{
@@ -322,7 +313,6 @@ func TestReviewBundleErrorsLeakGoTypes(t *testing.T) {
 // 'search parameter "period": "genot-a-date"', a parameter the client never
 // sent (DESIGN.md principle 2: an error names the parameter).
 func TestReviewDocrefErrorNamesInternalParameter(t *testing.T) {
-	t.Skip("REVIEW: $docref reports a bad start/end as an error in search parameter \"period\" with a ge/le prefix the client never sent")
 	f := newFixture(t, "sqlite")
 	r := f.do("GET", "/DocumentReference/$docref?patient="+amy+"&start=not-a-date", f.token("system/*.rs", "", ""), nil)
 	if r.status != 400 || !strings.Contains(r.ooText(), `"start"`) || strings.Contains(r.ooText(), "period") {
@@ -358,7 +348,6 @@ func TestReviewHistoryAtListsSupersededVersions(t *testing.T) {
 // the scope that would allow it is gone (DESIGN.md "Status codes": 403
 // insufficient_scope with scope="...").
 func TestReviewTransactionRefusalLosesInsufficientScope(t *testing.T) {
-	t.Skip("REVIEW: a transaction refused for scope answers 403 without the insufficient_scope challenge and with issue code processing")
 	f := newFixture(t, "sqlite")
 	tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + obsJSON(amy) + `,"request":{"method":"POST","url":"Observation"}}]}`
 	r := f.do("POST", "", f.token("patient/*.rs", amy, ""), tx)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"smartgate/internal/fhir/index"
 	"smartgate/internal/fhir/spec"
@@ -17,8 +18,15 @@ import (
 	"smartgate/internal/store"
 )
 
-// Paging and result limits.
+// Paging and result limits, and bounds on what one search may ask (a
+// search beyond them is refused with 400 naming the limit: they keep a
+// single request from occupying the database for minutes).
 const (
+	maxCriteria    = 100  // search-parameter occurrences in one search
+	maxOrValues    = 100  // comma-separated values of one occurrence
+	maxIDs         = 1000 // values of _id
+	maxValueLength = 1024 // bytes of one search value
+
 	defaultCount = 50
 	maxCount     = 1000
 	maxIncluded  = 1000 // included resources per page
@@ -102,6 +110,42 @@ func decodeCursor(c string) (int64, []any, error) {
 	return key, vals, nil
 }
 
+// checkCursor makes sure a cursor's sort values have the types of the
+// search's sort keys (a forged or stale cursor is a 400, not a database
+// error): dates and _lastUpdated are integers, numbers and quantities
+// floats, everything else text; a value may be missing (nil).
+func (s *search) checkCursor() error {
+	if s.after == 0 {
+		return nil
+	}
+	if len(s.afterVal) != len(s.sort) {
+		return searchError("_cursor", "does not belong to this search (its sort differs); follow the next link as it is")
+	}
+	for i, srt := range s.sort {
+		v := s.afterVal[i]
+		if v == nil {
+			continue
+		}
+		ok := false
+		switch {
+		case srt.Param == "_lastUpdated" || srt.Kind == "date":
+			_, ok = v.(int64)
+		case srt.Kind == "number" || srt.Kind == "quantity":
+			_, ok = v.(float64)
+			if n, isInt := v.(int64); isInt {
+				s.afterVal[i], ok = float64(n), true
+			}
+		default:
+			str, isStr := v.(string)
+			ok = isStr && checkValue("_cursor", str) == nil
+		}
+		if !ok {
+			return searchError("_cursor", "does not belong to this search (its sort values differ); follow the next link as it is")
+		}
+	}
+	return nil
+}
+
 // criteria are the search parameters the search applies (no control
 // parameters, no unknown ones): what may satisfy a scope's constraint.
 func (s *search) criteria() url.Values {
@@ -135,8 +179,20 @@ func (a *API) parseSearch(typ string, params url.Values, strict bool) (*search, 
 	}
 	slices.Sort(names)
 	var and store.And
+	criteria := 0
 	for _, name := range names {
 		values := params[name]
+		if !controlParams[name] {
+			criteria += len(values)
+			if criteria > maxCriteria {
+				return nil, searchError(name, "a search may use at most %d parameter occurrences; split it into several searches", maxCriteria)
+			}
+		}
+		for _, v := range values {
+			if err := checkValue(name, v); err != nil {
+				return nil, err
+			}
+		}
 		if controlParams[name] {
 			if err := s.control(typ, name, values, strict); err != nil {
 				return nil, err
@@ -165,6 +221,9 @@ func (a *API) parseSearch(typ string, params url.Values, strict bool) (*search, 
 		s.where = and[0]
 	default:
 		s.where = and
+	}
+	if err := s.checkCursor(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -308,7 +367,11 @@ func (a *API) criterion(typ, name, value string) (store.Cond, bool, error) {
 		if mod == "missing" {
 			return nil, false, nil
 		}
-		return store.IDIn{IDs: splitOr(value)}, true, nil
+		ids := splitOr(value)
+		if len(ids) > maxIDs {
+			return nil, true, searchError(name, "at most %d ids per search, got %d", maxIDs, len(ids))
+		}
+		return store.IDIn{IDs: ids}, true, nil
 	case "_lastUpdated":
 		if mod != "" || chain != "" {
 			return nil, true, searchError(name, "_lastUpdated takes no modifier")
@@ -563,6 +626,9 @@ func numberCond(name, code string, quantity bool, v string) (store.Cond, error) 
 
 // orOf parses each comma-separated alternative and ORs them.
 func orOf(values []string, parse func(string) (store.Cond, error)) (store.Cond, bool, error) {
+	if len(values) > maxOrValues {
+		return nil, true, problem.New(problem.SearchParameterInvalid, "a search parameter may list at most %d comma-separated values, got %d; split the search", maxOrValues, len(values))
+	}
 	var or store.Or
 	for _, v := range values {
 		c, err := parse(v)
@@ -575,6 +641,20 @@ func orOf(values []string, parse func(string) (store.Cond, error)) (store.Cond, 
 		return or[0], true, nil
 	}
 	return or, true, nil
+}
+
+// checkValue refuses values no search can use: too long, not UTF-8, or
+// holding a NUL byte (which databases refuse in text).
+func checkValue(name, v string) error {
+	switch {
+	case len(v) > maxValueLength && name != "_cursor":
+		return searchError(name, "a value may be at most %d bytes long", maxValueLength)
+	case !utf8.ValidString(v):
+		return searchError(name, "the value is not valid UTF-8")
+	case strings.IndexByte(v, 0) >= 0:
+		return searchError(name, "the value holds a NUL byte")
+	}
+	return nil
 }
 
 // splitOr splits on commas not escaped with a backslash (FHIR R4 §3.1.1.5.7).
