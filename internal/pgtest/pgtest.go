@@ -184,6 +184,21 @@ func Start(ctx context.Context) (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pg_ctl start: %v: %s %s", err, out, logText)
 	}
+	// A watchdog stops the cluster and removes its directory when this
+	// process ends without Stop (a test binary killed by -timeout), so no
+	// orphaned cluster keeps running on the machine.
+	watch := exec.Command("/bin/sh", "-c",
+		`while [ -d "/proc/$1" ]; do sleep 2; done; "$2/pg_ctl" stop -m immediate -w -D "$3/data" >/dev/null 2>&1; rm -rf "$3"`,
+		"pgtest-watchdog", strconv.Itoa(os.Getpid()), bindir, dir)
+	watch.Dir = dir
+	watch.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
+	watch.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if c.cred != nil {
+		watch.SysProcAttr.Credential = c.cred
+	}
+	if err := watch.Start(); err == nil {
+		go func() { _ = watch.Wait() }()
+	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	if out, err := exec.CommandContext(ctx, filepath.Join(bindir, "postgres"), "--version").Output(); err == nil {
 		c.Version = strings.TrimSpace(string(out))
