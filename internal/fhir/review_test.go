@@ -326,7 +326,6 @@ func TestReviewDocrefErrorNamesInternalParameter(t *testing.T) {
 // upper bound on lastUpdated, so a version replaced before _at is listed
 // too.
 func TestReviewHistoryAtListsSupersededVersions(t *testing.T) {
-	t.Skip("REVIEW: _history?_at= lists every version older than _at, not only the version current at that time")
 	f := newFixture(t, "sqlite")
 	sys := f.token("system/*.cruds", "", "")
 	id := f.mustCreate("Observation", obsJSON(amy))

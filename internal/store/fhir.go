@@ -189,7 +189,7 @@ type HistoryQuery struct {
 	Type  string // "" for every type
 	ID    string // "" for every resource of Type
 	Since time.Time
-	At    time.Time // zero: no upper bound
+	At    time.Time // zero: none; else only the version current at At (FHIR _at)
 	Count int
 	// Before, for paging, is the (LastUpdated, row key) bound of the
 	// previous page's last entry: newer-first, strictly older than it.

@@ -285,8 +285,10 @@ func (db *DB) History(ctx context.Context, q store.HistoryQuery) ([]store.Histor
 		args = append(args, micros(q.Since))
 	}
 	if !q.At.IsZero() {
-		where = append(where, "last_updated <= ?")
-		args = append(args, micros(q.At))
+		// _at: only the version that was current at that instant.
+		at := micros(q.At)
+		where = append(where, "last_updated <= ? AND NOT EXISTS (SELECT 1 FROM fhir_history n WHERE n.rid = fhir_history.rid AND n.version > fhir_history.version AND n.last_updated <= ?)")
+		args = append(args, at, at)
 	}
 	if q.Where != nil {
 		cb := &condBuilder{db: db}
