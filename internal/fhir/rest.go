@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,60 @@ func (a *API) read(ctx context.Context, rd reader, c *caller, typ, id string) (r
 	if err != nil {
 		return result{}, a.readError(ctx, typ, id, ac, res, err)
 	}
-	return result{status: http.StatusOK, body: res.Body, res: res}, nil
+	return result{status: http.StatusOK, body: redact(typ, res.Body, ac), res: res}, nil
+}
+
+// redact hides what a caller restricted to some patients may not see in a
+// resource it may read: a Group is in the compartment of each member, so
+// a member reading it would otherwise learn every other member's id. The
+// other members are removed and the resource marked SUBSETTED.
+func redact(typ string, body []byte, ac access) []byte {
+	if typ != "Group" || ac.Patients == nil {
+		return body
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	var members []json.RawMessage
+	if json.Unmarshal(m["member"], &members) != nil || len(members) == 0 {
+		return body
+	}
+	var kept []json.RawMessage
+	for _, raw := range members {
+		var mem struct {
+			Entity struct {
+				Reference string `json:"reference"`
+			} `json:"entity"`
+		}
+		_ = json.Unmarshal(raw, &mem)
+		t, id, _ := strings.Cut(mem.Entity.Reference, "/")
+		if t == "Patient" && slices.Contains(ac.Patients, id) {
+			kept = append(kept, raw)
+		}
+	}
+	if len(kept) == len(members) {
+		return body
+	}
+	if len(kept) == 0 {
+		delete(m, "member")
+	} else {
+		m["member"], _ = json.Marshal(kept)
+	}
+	delete(m, "quantity")
+	var meta map[string]any
+	_ = json.Unmarshal(m["meta"], &meta)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	tags, _ := meta["tag"].([]any)
+	meta["tag"] = append(tags, map[string]string{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
+	m["meta"], _ = json.Marshal(meta)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // readError turns a store error of a read into the answer DESIGN.md's
@@ -119,7 +173,7 @@ func (a *API) vread(ctx context.Context, c *caller, typ, id string, version int6
 		}
 		return result{}, insufficient(ac.Needed, "version %d of %s/%s is outside what the token's scopes allow (a granular scope's query constraint excludes it); the scope %s would allow it", version, typ, id, ac.Needed)
 	}
-	return result{status: http.StatusOK, body: res.Body, res: res}, nil
+	return result{status: http.StatusOK, body: redact(typ, res.Body, ac), res: res}, nil
 }
 
 // --- writes ---

@@ -69,10 +69,14 @@ func (a *API) searchRun(ctx context.Context, rd reader, c *caller, typ string, p
 		shape.Set("_elements", strings.Join(ps.elements, ","))
 	}
 	for _, f := range res.Resources {
-		b.entry(a.fullURL(f.Type, f.ID), a.shape(f.Body, shape), `{"mode":"match"}`, "", "")
+		b.entry(a.fullURL(f.Type, f.ID), a.shape(redact(f.Type, f.Body, ac), shape), `{"mode":"match"}`, "", "")
 	}
 	for _, f := range included {
-		b.entry(a.fullURL(f.Type, f.ID), f.Body, `{"mode":"include"}`, "", "")
+		iac := ac
+		if f.Type != typ {
+			iac, _ = a.authorize(ctx, c, f.Type, scope.PermR, nil)
+		}
+		b.entry(a.fullURL(f.Type, f.ID), redact(f.Type, f.Body, iac), `{"mode":"include"}`, "", "")
 	}
 	return b.finish(), nil
 }
@@ -267,7 +271,11 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 		}
 		req, _ := json.Marshal(map[string]string{"method": method, "url": reqURL})
 		resp, _ := json.Marshal(map[string]string{"status": status, "etag": `W/"` + strconv.FormatInt(e.Version, 10) + `"`, "lastModified": instant(e.LastUpdated)})
-		b.entry(a.fullURL(e.Type, e.ID), e.Body, "", string(req), string(resp))
+		body := e.Body
+		if body != nil {
+			body = redact(e.Type, body, ac)
+		}
+		b.entry(a.fullURL(e.Type, e.ID), body, "", string(req), string(resp))
 	}
 	a.record(ctx, c, "fhir.history", "success", auditDetail("type", typ, "id", id))
 	return writeJSON(w, r, http.StatusOK, b.finish())
