@@ -355,6 +355,17 @@ func (s *Server) janitor(ctx context.Context) {
 			if err := s.app.Store.PruneAssertions(ctx, now); err != nil && ctx.Err() == nil {
 				s.log.Warn("pruning assertion ids failed", "error", err.Error())
 			}
+			// Used codes are kept an hour past their expiry, so that a
+			// replay is still recognised (and its grant revoked) meanwhile.
+			for name, prune := range map[string]func() error{
+				"authorization state": func() error { return s.app.Store.PruneAuthz(ctx, now.Add(-time.Hour)) },
+				"login sessions":      func() error { return s.app.Store.PruneLoginSessions(ctx, now) },
+				"login throttles":     func() error { return s.app.Store.PruneThrottles(ctx, now.Add(-24*time.Hour)) },
+			} {
+				if err := prune(); err != nil && ctx.Err() == nil {
+					s.log.Warn("pruning "+name+" failed", "error", err.Error())
+				}
+			}
 		}
 	}
 }
