@@ -27,7 +27,7 @@
 # fresh jti each, exp 4 minutes after signing) before that run's measured
 # window, for every server alike: signing an RSA 2048 assertion costs it
 # 1.2-2 ms of CPU, and inside the window that took most of a core from the
-# server being measured. The warm-up's rate sizes the window's pool (x1.5);
+# server being measured. The warm-up's rate sizes the window's pool (x2);
 # a window that uses it all ends early, and its JSON line says
 # "ended_by": "count". PRESIGN=0 signs one per request inside the window
 # instead (the method of the runs before 2026-11-27).

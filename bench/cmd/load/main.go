@@ -19,7 +19,7 @@
 // machine's client 1.2-2 ms of CPU, and signing inside the window would take
 // most of a core from whichever server is measured. The warm-up runs on a
 // first pool of -warmup-assertions; its rate sizes the window's pool
-// (rate x -d x 1.5, at most -max-assertions, signed within -sign-budget on
+// (rate x -d x 2, at most -max-assertions, signed within -sign-budget on
 // every core), so the window is bounded by that count as well as by -d, and
 // "ended_by" says which bound ended it. Every assertion is used once.
 // -presign=false signs one per request inside the window instead, so that
@@ -79,7 +79,7 @@ const (
 
 	assertionLifetime = 4 * time.Minute  // exp - iat of every assertion; servers allow 5 min
 	assertionMargin   = 15 * time.Second // the window must end this long before the oldest exp
-	poolHeadroom      = 1.5              // the window's pool is the warm-up rate x -d x this
+	poolHeadroom      = 2.0              // the window's pool is the warm-up rate x -d x this
 )
 
 func main() {
@@ -416,6 +416,13 @@ func (o *options) load() (*Result, error) {
 		p.saved = bufio.NewWriter(f)
 	}
 
+	if presign {
+		for _, sd := range senders {
+			if err := sd.reconnect(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	runtime.GC() // the window starts with an empty heap: no collection inside it below -mem-limit
 	var cpu0, cpu1 time.Duration
 	var err error

@@ -19,6 +19,11 @@ import (
 // owns one sender, kept from the warm-up into the measured window.
 type sender interface {
 	send(body string, basic bool) (status int, respBody []byte, err error)
+	// reconnect replaces the connection before the measured window: after
+	// the pause in which the window's assertions are signed, a server may
+	// have closed it as idle (Node.js does after 5 s), and the first
+	// request on it would fail.
+	reconnect() error
 	close()
 }
 
@@ -76,13 +81,25 @@ type rawSender struct {
 // post is what http.ReadResponse needs to know of the request: not HEAD.
 var post = &http.Request{Method: http.MethodPost}
 
+func (s *rawSender) dial() error {
+	c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	s.conn, s.br = c, bufio.NewReaderSize(c, 16<<10)
+	return nil
+}
+
+func (s *rawSender) reconnect() error {
+	s.close()
+	return s.dial()
+}
+
 func (s *rawSender) send(body string, basic bool) (int, []byte, error) {
 	if s.conn == nil {
-		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
-		if err != nil {
+		if err := s.dial(); err != nil {
 			return 0, nil, err
 		}
-		s.conn, s.br = c, bufio.NewReaderSize(c, 16<<10)
 	}
 	if err := s.conn.SetDeadline(time.Now().Add(s.timeout)); err != nil {
 		s.close()
@@ -157,6 +174,12 @@ func (s *netHTTPSender) send(body string, basic bool) (int, []byte, error) {
 }
 
 func (s *netHTTPSender) close() { s.client.CloseIdleConnections() }
+
+// reconnect drops the idle connections; the Transport dials anew.
+func (s *netHTTPSender) reconnect() error {
+	s.close()
+	return nil
+}
 
 // jsonMember returns what follows the member name's colon (and any
 // whitespace) in a JSON object, or nil when the name does not occur as a
