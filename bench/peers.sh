@@ -46,7 +46,9 @@
 #                             Hydra build, which is then cached)
 # Environment: ROUNDS (3), SECONDS_PER_RUN (10), CONCURRENCY (16),
 #   POOL (10000), MODES, TARGETS (space separated; default all four),
-#   SMARTGATE_INFO (1), QUIET_WAIT (30), PRESIGN (1), LOAD_GOMAXPROCS (the load generator's
+#   SMARTGATE_INFO (1), QUIET_WAIT (30), PRESIGN (1), LOAD_CLIENT (raw, the
+#   default, or nethttp: the load generator's HTTP client, see
+#   bench/cmd/load/send.go), LOAD_GOMAXPROCS (the load generator's
 #   GOMAXPROCS; unset: Go's default, all cores), SMARTGATE_BIN (a smartgate
 #   binary to run instead of building ./cmd/smartgate), HYDRA_DIR, RESULTS
 #   (also append the JSON lines to this file).
@@ -300,6 +302,7 @@ run() {
       ;;
   esac
   case $m in cc-jwt-*) [ "$PRESIGN" = 1 ] || args+=(-presign=false) ;; esac
+  [ -z "${LOAD_CLIENT:-}" ] || args+=(-client "$LOAD_CLIENT")
   env ${LOAD_GOMAXPROCS:+GOMAXPROCS=$LOAD_GOMAXPROCS} timeout 900 "$load" "${args[@]}" "$@" 2>>"$tmp/load.err" || { tail -n 20 "$tmp/load.err" >&2; die "load against $t ($m) failed"; }
 }
 
@@ -316,7 +319,7 @@ esac
 
 results=$tmp/results.jsonl
 : >"$results"
-echo "== runs: $ROUNDS rounds x ($MODES) x ($TARGETS), 1 s warm-up + ${SECONDS_PER_RUN} s each; assertions $([ "$PRESIGN" = 1 ] && echo "pre-signed before each window" || echo "signed per request inside the window"); load generator GOMAXPROCS ${LOAD_GOMAXPROCS:-default}"
+echo "== runs: $ROUNDS rounds x ($MODES) x ($TARGETS), 1 s warm-up + ${SECONDS_PER_RUN} s each; assertions $([ "$PRESIGN" = 1 ] && echo "pre-signed before each window" || echo "signed per request inside the window"); load generator client ${LOAD_CLIENT:-raw}, GOMAXPROCS ${LOAD_GOMAXPROCS:-default}"
 for round in $(seq "$ROUNDS"); do
   for m in $MODES; do
     for t in $TARGETS; do

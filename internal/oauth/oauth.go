@@ -113,6 +113,9 @@ func parseForm(r *http.Request) (url.Values, error) {
 			return nil, problem.New(problem.InvalidRequest, "parameter %q appears %d times; send each parameter once (RFC 6749 section 3.1)", k, len(v))
 		}
 	}
+	if r.URL.RawQuery == "" {
+		return form, nil
+	}
 	for k := range r.URL.Query() {
 		if k == "client_secret" || k == "refresh_token" || k == "client_assertion" || k == "code" || k == "token" {
 			return nil, problem.New(problem.InvalidRequest, "parameter %q is in the URL query; credentials belong in the POST body, where they are not logged", k)
