@@ -94,19 +94,7 @@ func redact(typ string, body []byte, ac access) []byte {
 		m["member"], _ = json.Marshal(kept)
 	}
 	delete(m, "quantity")
-	var meta map[string]any
-	_ = json.Unmarshal(m["meta"], &meta)
-	if meta == nil {
-		meta = map[string]any{}
-	}
-	tags, _ := meta["tag"].([]any)
-	meta["tag"] = append(tags, map[string]string{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
-	m["meta"], _ = json.Marshal(meta)
-	out, err := json.Marshal(m)
-	if err != nil {
-		return body
-	}
-	return out
+	return subsetted(m, body)
 }
 
 // readError turns a store error of a read into the answer DESIGN.md's

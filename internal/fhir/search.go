@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -179,7 +180,7 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 		return err
 	}
 	if id != "" {
-		if cur, err := a.store.ReadResource(ctx, typ, id, ac.Cond); err != nil && !isGone(err) {
+		if cur, err := a.store.ReadResource(ctx, typ, id, ac.Cond); err != nil && !errors.Is(err, store.ErrGone) {
 			return a.readError(ctx, typ, id, ac, cur, err)
 		}
 	}
@@ -280,8 +281,6 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 	a.record(ctx, c, "fhir.history", "success", auditDetail("type", typ, "id", id))
 	return writeJSON(w, r, http.StatusOK, b.finish())
 }
-
-func isGone(err error) bool { return err == store.ErrGone }
 
 // bundleWriter writes a Bundle without re-encoding the resources in it.
 type bundleWriter struct {
@@ -401,19 +400,7 @@ func (a *API) shape(body []byte, params url.Values) []byte {
 			delete(m, k)
 		}
 	}
-	var meta map[string]any
-	_ = json.Unmarshal(m["meta"], &meta)
-	if meta == nil {
-		meta = map[string]any{}
-	}
-	tags, _ := meta["tag"].([]any)
-	meta["tag"] = append(tags, map[string]string{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
-	m["meta"], _ = json.Marshal(meta)
-	out, err := json.Marshal(m)
-	if err != nil {
-		return body
-	}
-	return out
+	return subsetted(m, body)
 }
 
 // keepAll marks every name in names kept.
@@ -429,4 +416,22 @@ func resourceTypeOf(m map[string]json.RawMessage) string {
 	var t string
 	_ = json.Unmarshal(m["resourceType"], &t)
 	return t
+}
+
+// subsetted encodes a shortened resource m with the SUBSETTED tag in its
+// meta (FHIR R4 §3.1.1.5.9), or returns body when m cannot be encoded.
+func subsetted(m map[string]json.RawMessage, body []byte) []byte {
+	var meta map[string]any
+	_ = json.Unmarshal(m["meta"], &meta)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	tags, _ := meta["tag"].([]any)
+	meta["tag"] = append(tags, map[string]string{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
+	m["meta"], _ = json.Marshal(meta)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
