@@ -44,6 +44,13 @@ type Client struct {
 	IntrospectAny         bool   // a resource server: may introspect any token
 	MayLaunch             bool   // may be launched from the EHR
 	Admin                 bool   // may get the smartgate:admin scope
+	// PKCEExempt lets a confidential client that asks only for OpenID
+	// scopes (no FHIR access) skip PKCE at authorize, so the server can pass
+	// the OpenID Foundation's Basic OP tests. Off by default; admin only.
+	PKCEExempt bool
+	// RequirePAR makes /oauth2/authorize accept only pushed requests
+	// (RFC 9126 §5 require_pushed_authorization_requests).
+	RequirePAR bool
 	CreatedBy             string // "admin" or "self"
 	CreatedAt, UpdatedAt  time.Time
 }
@@ -65,6 +72,13 @@ type ClientMetadata struct {
 	JWKS                    json.RawMessage `json:"jwks,omitempty"`
 	SoftwareID              string          `json:"software_id,omitempty"`
 	SoftwareVersion         string          `json:"software_version,omitempty"`
+	// PostLogoutRedirectURIs are where /oauth2/logout may send the browser
+	// (OpenID Connect RP-Initiated Logout 1.0 §3.1), matched exactly.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// InitiateLoginURI is the app's launch URL (OpenID Connect Dynamic
+	// Client Registration §2): EHR launches send the browser there with
+	// ?iss=<FHIR base>&launch=<id>.
+	InitiateLoginURI string `json:"initiate_login_uri,omitempty"`
 }
 
 // Clients stores clients. Every write records a change on topic "clients"
@@ -93,6 +107,9 @@ type Grant struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time // absolute end
 	RevokedAt time.Time // zero while alive
+	// LastUsedAt is when the grant was last exercised: created, or a
+	// refresh token of it rotated.
+	LastUsedAt time.Time
 }
 
 // RefreshToken is a stored refresh token: only its SHA-256 hash is kept.
@@ -114,12 +131,20 @@ type Grants interface {
 	// uses, exactly one succeeds. A token used before (outside grace of its
 	// first use) revokes its grant and returns ErrRefreshReused. Expired
 	// tokens and grants give ErrExpired; revoked grants ErrGrantRevoked;
-	// unknown tokens ErrNotFound. next's GrantID is set by the store.
+	// unknown tokens ErrNotFound. next's GrantID is set by the store; the
+	// grant's LastUsedAt becomes now.
 	RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, grace time.Duration, next RefreshToken) (Grant, error)
 	// FindRefreshToken returns a refresh token and its grant.
 	FindRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Grant, error)
 	// RevokeGrant marks the grant revoked and records a grant revocation.
 	RevokeGrant(ctx context.Context, id string, at time.Time) error
+	// ListGrantsBySubject returns a user's live grants (not revoked, not
+	// expired at now), most recently used first.
+	ListGrantsBySubject(ctx context.Context, subject string, now time.Time) ([]Grant, error)
+	// RevokeSessionGrants revokes every live grant tied to a login session
+	// (online_access grants, Grant.SessionID) and records a grant
+	// revocation for each, in one transaction; it returns how many.
+	RevokeSessionGrants(ctx context.Context, sessionID string, at time.Time) (int, error)
 	// RevokeClientGrants revokes every live grant of a client (and with
 	// them their refresh tokens), in one transaction.
 	RevokeClientGrants(ctx context.Context, clientID string, at time.Time) error
