@@ -10,7 +10,7 @@ import (
 	"smartgate/internal/store"
 )
 
-const clientColumns = "id, type, status, verified, metadata, secret_hash, secret_expires_at, registration_token_hash, introspect_any, may_launch, admin, created_by, created_at, updated_at"
+const clientColumns = "id, type, status, verified, metadata, secret_hash, secret_expires_at, registration_token_hash, introspect_any, may_launch, admin, pkce_exempt, require_par, created_by, created_at, updated_at"
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -19,7 +19,7 @@ func scanClient(r rowScanner) (store.Client, error) {
 	var meta string
 	var secretExp, created, updated int64
 	if err := r.Scan(&c.ID, &c.Type, &c.Status, &c.Verified, &meta, &c.SecretHash, &secretExp, &c.RegistrationTokenHash,
-		&c.IntrospectAny, &c.MayLaunch, &c.Admin, &c.CreatedBy, &created, &updated); err != nil {
+		&c.IntrospectAny, &c.MayLaunch, &c.Admin, &c.PKCEExempt, &c.RequirePAR, &c.CreatedBy, &created, &updated); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return c, store.ErrNotFound
 		}
@@ -39,7 +39,7 @@ func clientArgs(c store.Client) ([]any, error) {
 		return nil, err
 	}
 	return []any{c.ID, c.Type, c.Status, c.Verified, string(meta), c.SecretHash, optMicros(c.SecretExpiresAt), c.RegistrationTokenHash,
-		c.IntrospectAny, c.MayLaunch, c.Admin, c.CreatedBy, micros(c.CreatedAt), micros(c.UpdatedAt)}, nil
+		c.IntrospectAny, c.MayLaunch, c.Admin, c.PKCEExempt, c.RequirePAR, c.CreatedBy, micros(c.CreatedAt), micros(c.UpdatedAt)}, nil
 }
 
 // CreateClient implements store.Clients.
@@ -56,7 +56,7 @@ func (db *DB) CreateClient(ctx context.Context, c store.Client) error {
 		if n > 0 {
 			return store.ErrConflict
 		}
-		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO clients ("+clientColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO clients ("+clientColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
 			return err
 		}
 		return db.recordChange(ctx, tx, "clients", c.ID)
@@ -102,7 +102,7 @@ func (db *DB) UpdateClient(ctx context.Context, id string, fn func(*store.Client
 			return err
 		}
 		_, err = tx.ExecContext(ctx, db.q(`UPDATE clients SET type = ?, status = ?, verified = ?, metadata = ?, secret_hash = ?, secret_expires_at = ?,
-			registration_token_hash = ?, introspect_any = ?, may_launch = ?, admin = ?, created_by = ?, created_at = ?, updated_at = ? WHERE id = ?`),
+			registration_token_hash = ?, introspect_any = ?, may_launch = ?, admin = ?, pkce_exempt = ?, require_par = ?, created_by = ?, created_at = ?, updated_at = ? WHERE id = ?`),
 			append(args[1:], id)...)
 		if err != nil {
 			return err

@@ -9,13 +9,13 @@ import (
 	"smartgate/internal/store"
 )
 
-const grantColumns = "id, client_id, subject, scope, context, session_id, created_at, expires_at, revoked_at"
+const grantColumns = "id, client_id, subject, scope, context, session_id, created_at, expires_at, revoked_at, last_used_at"
 
 func scanGrant(r rowScanner) (store.Grant, error) {
 	var g store.Grant
 	var ctxJSON string
-	var created, expires, revoked int64
-	if err := r.Scan(&g.ID, &g.ClientID, &g.Subject, &g.Scope, &ctxJSON, &g.SessionID, &created, &expires, &revoked); err != nil {
+	var created, expires, revoked, used int64
+	if err := r.Scan(&g.ID, &g.ClientID, &g.Subject, &g.Scope, &ctxJSON, &g.SessionID, &created, &expires, &revoked, &used); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return g, store.ErrNotFound
 		}
@@ -23,18 +23,24 @@ func scanGrant(r rowScanner) (store.Grant, error) {
 	}
 	g.Context = []byte(ctxJSON)
 	g.CreatedAt, g.ExpiresAt, g.RevokedAt = fromMicros(created), optTime(expires), optTime(revoked)
+	g.LastUsedAt = fromMicros(used)
 	return g, nil
 }
 
-// CreateGrant implements store.Grants.
+// CreateGrant implements store.Grants. A zero LastUsedAt is stored as
+// CreatedAt: creating a grant is its first use.
 func (db *DB) CreateGrant(ctx context.Context, g store.Grant, rt *store.RefreshToken) error {
 	ctxJSON := string(g.Context)
 	if ctxJSON == "" {
 		ctxJSON = "{}"
 	}
+	if g.LastUsedAt.IsZero() {
+		g.LastUsedAt = g.CreatedAt
+	}
 	return db.tx(ctx, 0, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO grants ("+grantColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-			g.ID, g.ClientID, g.Subject, g.Scope, ctxJSON, g.SessionID, micros(g.CreatedAt), optMicros(g.ExpiresAt), optMicros(g.RevokedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO grants ("+grantColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+			g.ID, g.ClientID, g.Subject, g.Scope, ctxJSON, g.SessionID, micros(g.CreatedAt), optMicros(g.ExpiresAt), optMicros(g.RevokedAt),
+			micros(g.LastUsedAt)); err != nil {
 			return err
 		}
 		if rt != nil {
@@ -80,7 +86,8 @@ func (db *DB) FindRefreshToken(ctx context.Context, hash []byte) (store.RefreshT
 
 // RotateRefreshToken implements store.Grants. The conditional UPDATE
 // (used_at = 0) is the atomic consumption: of two concurrent rotations of
-// one token exactly one changes the row.
+// one token exactly one changes the row. A successful rotation (a retry
+// within grace included) records now as the grant's last use.
 func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, now time.Time, grace time.Duration, next store.RefreshToken) (store.Grant, error) {
 	var grant store.Grant
 	reused := false
@@ -114,6 +121,10 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, now time.T
 				return store.ErrRefreshReused
 			}
 		}
+		if _, err := tx.ExecContext(ctx, db.q("UPDATE grants SET last_used_at = ? WHERE id = ?"), micros(now), g.ID); err != nil {
+			return err
+		}
+		grant.LastUsedAt = fromMicros(micros(now)) // as GetGrant will read it back
 		return insertRefresh(ctx, db, tx, g.ID, next)
 	})
 	if reused && err == nil {
@@ -142,6 +153,56 @@ func (db *DB) RevokeGrant(ctx context.Context, id string, at time.Time) error {
 	})
 }
 
+// ListGrantsBySubject implements store.Grants. A grant with no absolute
+// end (ExpiresAt zero, stored as 0) is live until revoked, as in
+// RotateRefreshToken.
+func (db *DB) ListGrantsBySubject(ctx context.Context, subject string, now time.Time) ([]store.Grant, error) {
+	rows, err := db.r.QueryContext(ctx, db.q("SELECT "+grantColumns+` FROM grants
+		WHERE subject = ? AND revoked_at = 0 AND (expires_at = 0 OR expires_at > ?)
+		ORDER BY last_used_at DESC, created_at DESC, id`), subject, micros(now))
+	if err != nil {
+		return nil, err
+	}
+	return collectGrants(rows)
+}
+
+// sessionGrantsQuery selects a session's live grants (session_id, now);
+// index grants_session answers it.
+const sessionGrantsQuery = "SELECT " + grantColumns + ` FROM grants
+	WHERE session_id = ? AND revoked_at = 0 AND (expires_at = 0 OR expires_at > ?) ORDER BY id`
+
+// RevokeSessionGrants implements store.Grants. Grants already expired at
+// at are left alone: no token of theirs is alive to revoke. An empty
+// sessionID names no session (grants without one store ""), so it revokes
+// nothing.
+func (db *DB) RevokeSessionGrants(ctx context.Context, sessionID string, at time.Time) (int, error) {
+	if sessionID == "" {
+		return 0, nil
+	}
+	n := 0
+	err := db.tx(ctx, 0, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.q(sessionGrantsQuery), sessionID, micros(at))
+		if err != nil {
+			return err
+		}
+		gs, err := collectGrants(rows)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if err := db.revokeGrantTx(ctx, tx, g, at); err != nil {
+				return err
+			}
+		}
+		n = len(gs)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 // RevokeClientGrants implements store.Grants.
 func (db *DB) RevokeClientGrants(ctx context.Context, clientID string, at time.Time) error {
 	return db.tx(ctx, 0, func(tx *sql.Tx) error {
@@ -149,17 +210,8 @@ func (db *DB) RevokeClientGrants(ctx context.Context, clientID string, at time.T
 		if err != nil {
 			return err
 		}
-		var gs []store.Grant
-		for rows.Next() {
-			g, err := scanGrant(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			gs = append(gs, g)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		gs, err := collectGrants(rows)
+		if err != nil {
 			return err
 		}
 		for _, g := range gs {
@@ -169,6 +221,22 @@ func (db *DB) RevokeClientGrants(ctx context.Context, clientID string, at time.T
 		}
 		return nil
 	})
+}
+
+// collectGrants scans and closes rows. Callers inside a transaction read
+// every row before writing: the SQLite writer has one connection and
+// PostgreSQL cannot run a statement while another's rows are open on it.
+func collectGrants(rows *sql.Rows) ([]store.Grant, error) {
+	defer rows.Close()
+	var gs []store.Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	return gs, rows.Err()
 }
 
 // revokeGrantTx marks g revoked, deletes its refresh tokens and records a

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,11 @@ func oauthTests() []struct {
 	}{
 		{"ClientsCRUD", testClientsCRUD},
 		{"ClientsUpdateRollback", testClientsUpdateRollback},
+		{"ClientsPKCEExemptRequirePARLogoutURIs", testClientsNewFields},
 		{"GrantsAndRefreshRotation", testGrantsRotation},
+		{"GrantsLastUsed", testGrantsLastUsed},
+		{"GrantsBySubject", testGrantsBySubject},
+		{"RevokeSessionGrants", testRevokeSessionGrants},
 		{"RefreshReuseRevokesGrant", testRefreshReuse},
 		{"RefreshConcurrentRotationOnce", testRefreshConcurrent},
 		{"RefreshGraceWindow", testRefreshGrace},
@@ -146,6 +151,75 @@ func testClientsUpdateRollback(t *testing.T, b Backend) {
 	}
 }
 
+// testClientsNewFields: the PKCE exemption, the PAR requirement (RFC 9126
+// §5) and the RP-initiated logout and launch URIs survive every write and
+// read path, both set and unset.
+func testClientsNewFields(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	rp := sampleClient("rp")
+	rp.Type, rp.PKCEExempt, rp.RequirePAR = "confidential-symmetric", true, true
+	rp.Metadata.PostLogoutRedirectURIs = []string{"https://rp.example/bye", "https://rp.example/bye?x=1"}
+	rp.Metadata.InitiateLoginURI = "https://rp.example/launch"
+	plain := sampleClient("plain")
+	plain.CreatedAt = plain.CreatedAt.Add(time.Second)
+	for _, cl := range []store.Client{rp, plain} {
+		if err := s.CreateClient(c, cl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []store.Client{rp, plain} {
+		got, err := s.GetClient(c, want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("GetClient(%s) (-want +got):\n%s", want.ID, d)
+		}
+	}
+	list, err := s.ListClients(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]store.Client{rp, plain}, list); d != "" {
+		t.Errorf("ListClients (-want +got):\n%s", d)
+	}
+	// Update flips every new field both ways.
+	flip := func(cl *store.Client) error {
+		cl.PKCEExempt, cl.RequirePAR = !cl.PKCEExempt, !cl.RequirePAR
+		if cl.Metadata.InitiateLoginURI == "" {
+			cl.Metadata.InitiateLoginURI = "https://" + cl.ID + ".example/launch"
+			cl.Metadata.PostLogoutRedirectURIs = []string{"https://" + cl.ID + ".example/bye"}
+		} else {
+			cl.Metadata.InitiateLoginURI, cl.Metadata.PostLogoutRedirectURIs = "", nil
+		}
+		return nil
+	}
+	for _, want := range []store.Client{rp, plain} {
+		if err := s.UpdateClient(c, want.ID, flip); err != nil {
+			t.Fatal(err)
+		}
+		_ = flip(&want)
+		got, err := s.GetClient(c, want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("GetClient(%s) after update (-want +got):\n%s", want.ID, d)
+		}
+	}
+	// The updater sees the stored values.
+	err = s.UpdateClient(c, "plain", func(cl *store.Client) error {
+		if !cl.PKCEExempt || !cl.RequirePAR || cl.Metadata.InitiateLoginURI != "https://plain.example/launch" {
+			t.Errorf("UpdateClient's updater got %+v, want the stored flags and URIs", cl)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newGrant(t *testing.T, s store.Store, id string, now time.Time) {
 	t.Helper()
 	g := store.Grant{ID: id, ClientID: "app", Subject: "Patient/1", Scope: "patient/*.rs offline_access",
@@ -164,6 +238,9 @@ func testGrantsRotation(t *testing.T, b Backend) {
 	g, err := s.GetGrant(c, "g1")
 	if err != nil || g.Subject != "Patient/1" || string(g.Context) != `{"patient":"1"}` || !g.RevokedAt.IsZero() {
 		t.Fatalf("GetGrant = %+v, %v", g, err)
+	}
+	if !g.LastUsedAt.Equal(now) {
+		t.Errorf("new grant's LastUsedAt = %v, want its CreatedAt %v", g.LastUsedAt, now)
 	}
 	next := store.RefreshToken{Hash: hash("g1-rt1"), CreatedAt: now.Add(time.Minute), ExpiresAt: now.Add(91 * 24 * time.Hour)}
 	got, err := s.RotateRefreshToken(c, hash("g1-rt0"), now.Add(time.Minute), 0, next)
@@ -222,6 +299,217 @@ func testGrantsRotation(t *testing.T, b Backend) {
 	}
 	if g, _ := s.GetGrant(c, "g5"); !g.RevokedAt.IsZero() {
 		t.Errorf("another client's grant was revoked")
+	}
+}
+
+// testGrantsLastUsed: creation is a grant's first use (unless the caller
+// says otherwise) and every successful rotation is another; failed
+// rotations are not.
+func testGrantsLastUsed(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	now := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	newGrant(t, s, "g", now)
+	explicit := store.Grant{ID: "g-explicit", ClientID: "app", Subject: "u", Scope: "openid", CreatedAt: now,
+		ExpiresAt: now.Add(time.Hour), LastUsedAt: now.Add(time.Minute)}
+	if err := s.CreateGrant(c, explicit, nil); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.GetGrant(c, "g-explicit"); !g.LastUsedAt.Equal(explicit.LastUsedAt) {
+		t.Errorf("CreateGrant with LastUsedAt %v stored %v", explicit.LastUsedAt, g.LastUsedAt)
+	}
+	rotate := func(old, next string, at time.Time, grace time.Duration) (store.Grant, error) {
+		return s.RotateRefreshToken(c, hash(old), at, grace, store.RefreshToken{Hash: hash(next), CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour)})
+	}
+	// The database keeps microseconds; a time with nanoseconds comes back truncated.
+	t1 := now.Add(time.Hour + 1500*time.Nanosecond)
+	want := t1.Truncate(time.Microsecond)
+	got, err := rotate("g-rt0", "g-rt1", t1, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastUsedAt.Equal(want) {
+		t.Errorf("RotateRefreshToken returned LastUsedAt %v, want %v", got.LastUsedAt, want)
+	}
+	if g, _ := s.GetGrant(c, "g"); !g.LastUsedAt.Equal(want) || !g.CreatedAt.Equal(now) {
+		t.Errorf("GetGrant after rotation: LastUsedAt %v, CreatedAt %v; want %v, %v", g.LastUsedAt, g.CreatedAt, want, now)
+	}
+	if _, g, _ := s.FindRefreshToken(c, hash("g-rt1")); !g.LastUsedAt.Equal(want) {
+		t.Errorf("FindRefreshToken's grant: LastUsedAt %v, want %v", g.LastUsedAt, want)
+	}
+	// A retry within grace is a use too.
+	t2 := t1.Add(2 * time.Second).Truncate(time.Microsecond)
+	if _, err := rotate("g-rt0", "g-rt1b", t2, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.GetGrant(c, "g"); !g.LastUsedAt.Equal(t2) {
+		t.Errorf("after a retry within grace: LastUsedAt %v, want %v", g.LastUsedAt, t2)
+	}
+	// An expired token is no use.
+	late := now.Add(30 * 24 * time.Hour)
+	if _, err := rotate("g-rt1", "g-rt2", late, 0); !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("rotating an expired token = %v, want ErrExpired", err)
+	}
+	if g, _ := s.GetGrant(c, "g"); !g.LastUsedAt.Equal(t2) {
+		t.Errorf("a failed rotation moved LastUsedAt to %v, want %v", g.LastUsedAt, t2)
+	}
+}
+
+// testGrantsBySubject: a user's live grants, most recently used first.
+func testGrantsBySubject(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	now := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	if gs, err := s.ListGrantsBySubject(c, "u1", now); err != nil || len(gs) != 0 {
+		t.Fatalf("ListGrantsBySubject on an empty store = %v, %v; want none", gs, err)
+	}
+	mk := func(id, subject string, created, expires time.Time) {
+		t.Helper()
+		g := store.Grant{ID: id, ClientID: "app", Subject: subject, Scope: "openid patient/*.rs", SessionID: "s-" + id,
+			Context: json.RawMessage(`{"patient":"1"}`), CreatedAt: created, ExpiresAt: expires}
+		if err := s.CreateGrant(c, g, &store.RefreshToken{Hash: hash(id + "-rt0"), CreatedAt: created, ExpiresAt: created.Add(48 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := 24 * time.Hour
+	mk("oldest", "u1", now.Add(-3*time.Hour), now.Add(day))
+	mk("middle", "u1", now.Add(-2*time.Hour), now.Add(day))
+	mk("newest", "u1", now.Add(-time.Hour), now.Add(day))
+	mk("forever", "u1", now.Add(-4*time.Hour), time.Time{}) // no absolute end: live until revoked
+	mk("revoked", "u1", now.Add(-time.Minute), now.Add(day))
+	mk("expired", "u1", now.Add(-2*day), now.Add(-time.Second))
+	mk("ends-now", "u1", now.Add(-day), now) // ExpiresAt must be after now
+	mk("other-user", "u2", now.Add(-time.Minute), now.Add(day))
+	if err := s.RevokeGrant(c, "revoked", now.Add(-30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Using the oldest grant makes it the most recently used.
+	if _, err := s.RotateRefreshToken(c, hash("oldest-rt0"), now.Add(-10*time.Minute), 0,
+		store.RefreshToken{Hash: hash("oldest-rt1"), CreatedAt: now, ExpiresAt: now.Add(day)}); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := s.ListGrantsBySubject(c, "u1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, g := range gs {
+		ids = append(ids, g.ID)
+	}
+	if d := cmp.Diff([]string{"oldest", "newest", "middle", "forever"}, ids); d != "" {
+		t.Errorf("ListGrantsBySubject(u1) ids (-want +got):\n%s", d)
+	}
+	// The listed grants are whole.
+	want, _ := s.GetGrant(c, "middle")
+	if len(gs) > 2 {
+		if d := cmp.Diff(want, gs[2]); d != "" {
+			t.Errorf("listed grant (-GetGrant +listed):\n%s", d)
+		}
+	}
+	if gs, _ := s.ListGrantsBySubject(c, "u2", now); len(gs) != 1 || gs[0].ID != "other-user" {
+		t.Errorf("ListGrantsBySubject(u2) = %+v, want only other-user", gs)
+	}
+	if gs, _ := s.ListGrantsBySubject(c, "nobody", now); len(gs) != 0 {
+		t.Errorf("ListGrantsBySubject(nobody) = %+v, want none", gs)
+	}
+	// A day later only the grant with no absolute end is left.
+	if gs, _ := s.ListGrantsBySubject(c, "u1", now.Add(2*day)); len(gs) != 1 || gs[0].ID != "forever" {
+		t.Errorf("ListGrantsBySubject(u1, a day later) = %+v, want only forever", gs)
+	}
+}
+
+// testRevokeSessionGrants: ending a login session revokes its live grants
+// (online_access, SMART App Launch) with a grant revocation each, as
+// RevokeGrant does, and nothing else.
+func testRevokeSessionGrants(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	now := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	mk := func(id, session string, expires time.Time) {
+		t.Helper()
+		g := store.Grant{ID: id, ClientID: "app", Subject: "u1", Scope: "openid online_access", SessionID: session,
+			CreatedAt: now.Add(-time.Hour), ExpiresAt: expires}
+		if err := s.CreateGrant(c, g, &store.RefreshToken{Hash: hash(id + "-rt0"), CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("a1", "sess-a", now.Add(time.Hour))
+	mk("a2", "sess-a", time.Time{})
+	mk("a-revoked", "sess-a", now.Add(time.Hour))
+	mk("a-expired", "sess-a", now.Add(-time.Minute))
+	mk("b1", "sess-b", now.Add(time.Hour))
+	mk("none", "", now.Add(time.Hour)) // offline grant: no session
+	if err := s.RevokeGrant(c, "a-revoked", now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.RevocationsAfter(c, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	if len(before) > 0 {
+		last = before[len(before)-1].ID
+	}
+	changes, _ := s.LatestChange(c)
+
+	// An empty session id names no session.
+	if n, err := s.RevokeSessionGrants(c, "", now); err != nil || n != 0 {
+		t.Errorf(`RevokeSessionGrants("") = %d, %v; want 0, nil`, n, err)
+	}
+	if g, _ := s.GetGrant(c, "none"); !g.RevokedAt.IsZero() {
+		t.Errorf(`RevokeSessionGrants("") revoked the grant with no session`)
+	}
+	if n, err := s.RevokeSessionGrants(c, "sess-unknown", now); err != nil || n != 0 {
+		t.Errorf("RevokeSessionGrants(unknown) = %d, %v; want 0, nil", n, err)
+	}
+	if got, _ := s.RevocationsAfter(c, last, now); len(got) != 0 {
+		t.Errorf("revoking no grants recorded revocations %+v", got)
+	}
+
+	at := now.Add(time.Second)
+	n, err := s.RevokeSessionGrants(c, "sess-a", at)
+	if err != nil || n != 2 {
+		t.Fatalf("RevokeSessionGrants(sess-a) = %d, %v; want 2, nil", n, err)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		g, _ := s.GetGrant(c, id)
+		if !g.RevokedAt.Equal(at) {
+			t.Errorf("grant %s: RevokedAt %v, want %v", id, g.RevokedAt, at)
+		}
+		if _, _, err := s.FindRefreshToken(c, hash(id+"-rt0")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("refresh token of %s survived its session: %v", id, err)
+		}
+	}
+	if g, _ := s.GetGrant(c, "a-revoked"); !g.RevokedAt.Equal(now.Add(-time.Minute)) {
+		t.Errorf("an already revoked grant was revoked again at %v", g.RevokedAt)
+	}
+	for _, id := range []string{"a-expired", "b1", "none"} {
+		if g, _ := s.GetGrant(c, id); !g.RevokedAt.IsZero() {
+			t.Errorf("grant %s is not a live grant of sess-a but was revoked", id)
+		}
+	}
+	got, err := s.RevocationsAfter(c, last, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked []string
+	for _, r := range got {
+		if r.Kind != store.RevokeGrant || !r.RevokedAt.Equal(at) || !r.ExpiresAt.After(at) {
+			t.Errorf("revocation %+v, want kind %q revoked at %v and expiring later", r, store.RevokeGrant, at)
+		}
+		revoked = append(revoked, r.Value)
+	}
+	sort.Strings(revoked)
+	if d := cmp.Diff([]string{"a1", "a2"}, revoked); d != "" {
+		t.Errorf("revocations recorded (-want +got):\n%s", d)
+	}
+	// Every revocation is announced on the change feed, as RevokeGrant's is.
+	if after, _ := s.LatestChange(c); after != changes+2 {
+		t.Errorf("RevokeSessionGrants recorded %d changes, want 2 (one per revocation)", after-changes)
+	}
+	// Again: nothing live is left in the session.
+	if n, err := s.RevokeSessionGrants(c, "sess-a", at.Add(time.Second)); err != nil || n != 0 {
+		t.Errorf("second RevokeSessionGrants(sess-a) = %d, %v; want 0, nil", n, err)
 	}
 }
 
