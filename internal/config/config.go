@@ -38,6 +38,7 @@ type Config struct {
 	Changes          Changes      `yaml:"changes"`
 	Audit            Audit        `yaml:"audit"`
 	Login            Login        `yaml:"login"`
+	Authorize        Authorize    `yaml:"authorize"`
 	ShutdownTimeout  Duration     `yaml:"shutdown_timeout"`
 }
 
@@ -148,6 +149,21 @@ type Login struct {
 }
 
 // DevListen is the dev-mode listen address when none is given.
+// Authorize configures the browser flow: /oauth2/authorize, the login,
+// patient-picker and consent pages, and the password grant.
+type Authorize struct {
+	// RequestTTL is how long a user has to finish signing in, picking a
+	// patient and consenting after the app sent them to /oauth2/authorize.
+	RequestTTL Duration `yaml:"request_ttl"`
+	// ConsentFreeAdminClients skips the consent page for clients an
+	// administrator created (never for self-registered ones).
+	ConsentFreeAdminClients bool `yaml:"consent_free_admin_clients"`
+	// PasswordGrantRoles turns the resource owner password grant on for
+	// these roles (practitioner, patient). Development only: the app sees
+	// the user's password. Never for admins or users with two-factor login.
+	PasswordGrantRoles []string `yaml:"password_grant_roles"`
+}
+
 const DevListen = "127.0.0.1:8080"
 
 // Default returns the built-in defaults (the first layer).
@@ -170,6 +186,7 @@ func Default() Config {
 		Audit:           Audit{BatchSize: 256, FlushInterval: Duration(500 * time.Millisecond), QueueSize: 8192},
 		ShutdownTimeout: Duration(15 * time.Second),
 		FHIR:            FHIR{PractitionerAccess: "all"},
+		Authorize:       Authorize{RequestTTL: Duration(15 * time.Minute)},
 		Login: Login{SessionTTL: Duration(12 * time.Hour), AccountFreeFailures: 3, AddressFreeFailures: 20,
 			BackoffBase: Duration(time.Second), BackoffMax: Duration(15 * time.Minute), FailureWindow: Duration(time.Hour)},
 	}

@@ -118,6 +118,7 @@ func (c *Config) validate(serving bool) error {
 		"login.backoff_max":        c.Login.BackoffMax,
 		"login.failure_window":     c.Login.FailureWindow,
 		"shutdown_timeout":         c.ShutdownTimeout,
+		"authorize.request_ttl":    c.Authorize.RequestTTL,
 	}
 	for _, k := range AllKeys() {
 		if d, ok := positive[k.Name]; ok && d <= 0 {
@@ -140,6 +141,11 @@ func (c *Config) validate(serving bool) error {
 	case "open", "token":
 	default:
 		add("registration.policy", "%q is not a policy; use open (anyone may register) or token (an initial access token is required)", c.Registration.Policy)
+	}
+	for _, r := range c.Authorize.PasswordGrantRoles {
+		if r != "practitioner" && r != "patient" {
+			add("authorize.password_grant_roles", "%q cannot use the password grant; list practitioner, patient or both (admins and users with two-factor login never can)", r)
+		}
 	}
 	switch c.FHIR.PractitionerAccess {
 	case "all", "care-relationship":

@@ -137,9 +137,24 @@ func (s *Server) Revoke(w http.ResponseWriter, r *http.Request) error {
 
 // Scopes lists the scopes discovery advertises as working today.
 func Scopes() []string {
-	out := []string{"system/*.rs", "system/*.cruds", "system/*.read", "system/*.write", "system/*.*"}
+	out := []string{"openid", "fhirUser", "profile", "launch", "launch/patient", "launch/encounter", "offline_access", "online_access",
+		"patient/*.rs", "patient/*.cruds", "patient/*.read", "patient/*.*", "user/*.rs", "user/*.cruds", "user/*.read", "user/*.*",
+		"system/*.rs", "system/*.cruds", "system/*.read", "system/*.write", "system/*.*"}
 	for _, t := range []string{"Patient", "Observation", "Condition", "Encounter", "Group"} {
 		out = append(out, "system/"+t+".rs")
 	}
 	return out
+}
+
+// Claims are the claims id_tokens and userinfo may carry.
+var Claims = []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "amr", "sid", "fhirUser", "preferred_username"}
+
+// Capabilities are the SMART App Launch 2.2 capabilities that hold
+// (each one is exercised by the end-to-end tests).
+var Capabilities = []string{
+	"launch-ehr", "launch-standalone", "authorize-post",
+	"client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
+	"sso-openid-connect",
+	"context-ehr-patient", "context-ehr-encounter", "context-standalone-patient", "context-banner", "context-style",
+	"permission-offline", "permission-online", "permission-patient", "permission-user", "permission-v1", "permission-v2",
 }

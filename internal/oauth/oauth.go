@@ -20,6 +20,8 @@ import (
 	"smartgate/internal/clientkeys"
 	"smartgate/internal/config"
 	"smartgate/internal/httpx"
+	"smartgate/internal/identity"
+	"smartgate/internal/keys"
 	"smartgate/internal/problem"
 	"smartgate/internal/store"
 	"smartgate/internal/token"
@@ -35,6 +37,13 @@ type Deps struct {
 	Audit  *audit.Writer
 	Log    *slog.Logger
 	Clock  func() time.Time
+
+	// The browser flow (authorize, pages, userinfo, logout, launch).
+	Errors   *problem.Writer   // writes errors on another surface than the route's
+	KEK      *keys.KEK         // seals requests in flight between the pages
+	Users    *identity.Service // sign-in, sessions
+	Patients Patients          // who may act for which patient
+	Exists   ResourceExists    // launch context ids are checked
 }
 
 // Server is the authorization server of one node.
@@ -65,6 +74,11 @@ func New(d Deps) *Server {
 	s.grants = map[string]grantHandler{
 		"client_credentials": s.clientCredentials,
 		"refresh_token":      s.refreshToken,
+		"authorization_code": s.authorizationCode,
+		"password":           s.password,
+	}
+	if len(d.Config.Authorize.PasswordGrantRoles) > 0 && d.Log != nil {
+		d.Log.Warn("the password grant is on (authorize.password_grant_roles): apps see users' passwords, and no consent or two-factor step happens; use it for development only", "roles", strings.Join(d.Config.Authorize.PasswordGrantRoles, ","))
 	}
 	return s
 }
@@ -76,6 +90,9 @@ func (s *Server) TokenEndpoint() string { return s.Issuer + "/oauth2/token" }
 func (s *Server) GrantTypes() []string {
 	out := make([]string, 0, len(s.grants))
 	for g := range s.grants {
+		if g == "password" && len(s.Config.Authorize.PasswordGrantRoles) == 0 {
+			continue // off: not advertised
+		}
 		out = append(out, g)
 	}
 	sort.Strings(out)

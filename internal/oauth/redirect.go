@@ -84,3 +84,9 @@ func MatchRedirectURI(registered []string, requested string) bool {
 	}
 	return false
 }
+
+// isLoopbackHost reports whether host is a loopback IP literal.
+func isLoopbackHost(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -178,9 +178,9 @@ func (r *Registry) Validate(md *store.ClientMetadata) (string, []scope.Scope, er
 	}
 	for _, g := range md.GrantTypes {
 		switch g {
-		case "authorization_code", "refresh_token", "client_credentials":
+		case "authorization_code", "refresh_token", "client_credentials", "password":
 		default:
-			return "", nil, bad("grant_types: %q is not supported; use authorization_code, refresh_token or client_credentials", g)
+			return "", nil, bad("grant_types: %q is not supported; use authorization_code, refresh_token, client_credentials or password (development only)", g)
 		}
 	}
 	md.GrantTypes = dedupe(md.GrantTypes)
@@ -208,6 +208,12 @@ func (r *Registry) Validate(md *store.ClientMetadata) (string, []scope.Scope, er
 		}
 	}
 	md.RedirectURIs = dedupe(md.RedirectURIs)
+	for _, u := range md.PostLogoutRedirectURIs {
+		if err := ValidateRedirectURI(u, typ == Public); err != nil {
+			return "", nil, problem.New(problem.InvalidRedirectURI, "post_logout_%s", problem.From(err).Description)
+		}
+	}
+	md.PostLogoutRedirectURIs = dedupe(md.PostLogoutRedirectURIs)
 	if typ == ConfidentialAsymmetric {
 		switch {
 		case len(md.JWKS) > 0 && md.JWKSURI != "":
@@ -228,6 +234,11 @@ func (r *Registry) Validate(md *store.ClientMetadata) (string, []scope.Scope, er
 	if md.JWKSURI != "" && r.keys != nil {
 		if err := r.keys.ValidateURL(md.JWKSURI); err != nil {
 			return "", nil, bad("jwks_uri: %s", clientkeys.PublicMessage(err))
+		}
+	}
+	if v := md.InitiateLoginURI; v != "" {
+		if u, err := url.Parse(v); err != nil || !u.IsAbs() || u.Fragment != "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+			return "", nil, bad("initiate_login_uri: %q must be an absolute https URL (or http on 127.0.0.1 or [::1]) without a fragment: the app's launch URL, which EHR launches open with ?iss=...&launch=...", v)
 		}
 	}
 	for field, v := range map[string]string{"logo_uri": md.LogoURI, "tos_uri": md.TOSURI, "policy_uri": md.PolicyURI, "client_uri": md.ClientURI} {

@@ -83,10 +83,10 @@ func TestValidateRefusals(t *testing.T) {
 			false, problem.InvalidClientMetadata, `"tls_client_auth" is not one of none, client_secret_basic, client_secret_post, private_key_jwt`},
 		{"unknown grant type", func() store.ClientMetadata {
 			m := base()
-			m.GrantTypes = []string{"authorization_code", "password"}
+			m.GrantTypes = []string{"authorization_code", "implicit"}
 			return m
 		},
-			false, problem.InvalidClientMetadata, `grant_types: "password" is not supported`},
+			false, problem.InvalidClientMetadata, `grant_types: "implicit" is not supported`},
 		{"implicit grant", func() store.ClientMetadata { m := base(); m.GrantTypes = []string{"implicit"}; return m },
 			false, problem.InvalidClientMetadata, `grant_types: "implicit" is not supported`},
 		{"response type token", func() store.ClientMetadata { m := base(); m.ResponseTypes = []string{"token"}; return m },

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,10 +222,13 @@ func (s *Server) clientCredentials(ctx context.Context, t *tokenRequest) (*issue
 
 // grantContext is the SMART launch context stored with a grant.
 type grantContext struct {
-	Patient   string         `json:"patient,omitempty"`
-	Encounter string         `json:"encounter,omitempty"`
-	FHIRUser  string         `json:"fhirUser,omitempty"`
-	Extra     map[string]any `json:"extra,omitempty"`
+	Patient    string         `json:"patient,omitempty"`
+	Encounter  string         `json:"encounter,omitempty"`
+	FHIRUser   string         `json:"fhirUser,omitempty"`
+	Extra      map[string]any `json:"extra,omitempty"`
+	AuthTime   int64          `json:"auth_time,omitempty"` // for id_tokens on refresh
+	AMR        []string       `json:"amr,omitempty"`
+	SessionRef string         `json:"sid,omitempty"`
 }
 
 // refreshToken is the refresh_token grant (RFC 6749 §6) with rotation on
@@ -266,10 +270,23 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 	}
 	var gc grantContext
 	_ = json.Unmarshal(g.Context, &gc)
-	return &issued{
+	out := &issued{
 		Scopes: granted, Subject: g.Subject, Grant: g.ID, Patient: gc.Patient, Encounter: gc.Encounter, FHIRUser: gc.FHIRUser,
 		TTL: s.Config.Tokens.AccessTokenTTL.D(), RefreshToken: next, Extra: gc.Extra,
-	}, nil
+	}
+	if slices.ContainsFunc(granted, func(sc scope.Scope) bool { return sc.Kind == scope.KindOpenID }) {
+		// OpenID Connect Core §12.2: a refresh may return a new id_token
+		// (same sub and auth_time, no nonce).
+		idt, err := s.idToken(ctx, t.client.ID, g.Subject, gc, "", granted)
+		if err != nil {
+			return nil, err
+		}
+		out.Extra = map[string]any{"id_token": idt}
+		for k, v := range gc.Extra {
+			out.Extra[k] = v
+		}
+	}
+	return out, nil
 }
 
 func narrowRefresh(requestedRaw string, grantScopes, registered []scope.Scope) ([]scope.Scope, error) {

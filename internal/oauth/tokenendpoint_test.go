@@ -164,8 +164,8 @@ func TestTokenRequestShape(t *testing.T) {
 	// grant_type: missing, unknown, or not registered for the client.
 	w := f.post(f.s.Token, url.Values{"scope": {"system/*.rs"}}, basic(c.ID, c.Secret))
 	wantError(t, "missing grant_type", w, 400, "invalid_request", problem.InvalidRequest, "grant_type is missing; send grant_type=")
-	w = f.post(f.s.Token, url.Values{"grant_type": {"password"}}, basic(c.ID, c.Secret))
-	wantError(t, "unknown grant_type", w, 400, "unsupported_grant_type", problem.UnsupportedGrantType, `grant_type 'password' is not supported here; supported: client_credentials, refresh_token`)
+	w = f.post(f.s.Token, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, basic(c.ID, c.Secret))
+	wantError(t, "unknown grant_type", w, 400, "unsupported_grant_type", problem.UnsupportedGrantType, `grant_type 'urn:ietf:params:oauth:grant-type:device_code' is not supported here; supported: authorization_code, client_credentials, refresh_token`)
 	w = f.post(f.s.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, basic(c.ID, c.Secret))
 	wantError(t, "grant not registered", w, 400, "unauthorized_client", problem.UnauthorizedClient,
 		"did not register the refresh_token grant (its grant_types: client_credentials)", "smartgate client update "+c.ID+" --grant-type client_credentials --grant-type refresh_token")

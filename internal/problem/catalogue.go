@@ -64,6 +64,19 @@ const (
 	UserExists             ID = "user_exists"
 	PasswordRejected       ID = "password_rejected"
 
+	AuthorizeBrowserStep    ID = "authorize_browser_step"
+	AuthorizeRequestInvalid ID = "authorize_request_invalid"
+	AuthorizeRequestExpired ID = "authorize_request_expired"
+	UnsupportedResponseType ID = "unsupported_response_type"
+	InvalidRequestURI       ID = "invalid_request_uri"
+	AccessDenied            ID = "access_denied"
+	LoginRequired           ID = "login_required"
+	ConsentRequired         ID = "consent_required"
+	InteractionRequired     ID = "interaction_required"
+	FormExpired             ID = "form_expired"
+	LaunchInvalid           ID = "launch_invalid"
+	PasswordGrantDisabled   ID = "password_grant_disabled"
+
 	ConfigInvalid       ID = "config_invalid"
 	InsecureIssuer      ID = "insecure_issuer"
 	KEKMissing          ID = "kek_missing"
@@ -252,6 +265,55 @@ var entries = []Entry{
 		Title: "The password does not meet the rules",
 		Cause: "Passwords must have at least 12 characters (at most 1024 bytes), must not be the username, and cannot be given on the command line.",
 		Fix:   "Choose a longer password, for example four or five unrelated words, and pass it on standard input (`--password-stdin`). docs/users.md lists the rules."},
+
+	{ID: AuthorizeBrowserStep, Code: "invalid_request", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "/oauth2/authorize is a browser step, not an API",
+		Cause: "The authorization endpoint shows the user a login and consent page; it answers a browser with HTML and a redirect to the app, never JSON. A request with a JSON body or asking only for JSON is a script calling it directly, the mistake that cost the users of the system smartgate replaces days.",
+		Fix:   "Send the user's browser to the URL (the app's redirect_uri then receives ?code=...). A script with no user uses SMART Backend Services (grant_type=client_credentials with a signed assertion, docs/flows/backend-service.md); a command-line tool uses `smartgate token` or the loopback flow of docs/flows/script.md."},
+	{ID: AuthorizeRequestInvalid, Code: "invalid_request", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The authorization request cannot be used",
+		Cause: "client_id or redirect_uri is missing, unknown or not registered, so smartgate cannot safely send the browser back to the app (RFC 6749 §4.1.2.1); or a parameter is repeated or malformed. The page names the parameter.",
+		Fix:   "App developers: send client_id as registered and a redirect_uri that exactly matches one of the client's redirect_uris (`smartgate client show ID`; for http://127.0.0.1 any port matches). docs/flows/ has a working request for each kind of app."},
+	{ID: AuthorizeRequestExpired, Code: "invalid_request", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The sign-in took too long",
+		Cause: "The pages between the app and the return to it (sign-in, patient choice, consent) must be completed within `authorize.request_ttl` (15 minutes by default), and the page's request had expired or was not one this server made.",
+		Fix:   "Go back to the app and start signing in again."},
+	{ID: UnsupportedResponseType, Code: "unsupported_response_type", Status: http.StatusBadRequest, FHIRCode: "not-supported",
+		Title: "Only response_type=code is supported",
+		Cause: "smartgate supports the authorization code flow with PKCE only; the implicit and hybrid flows (token, id_token) are unsafe and not offered (OAuth 2.0 Security BCP).",
+		Fix:   "Send response_type=code with a PKCE code_challenge (S256), then exchange the code at the token endpoint."},
+	{ID: InvalidRequestURI, Code: "invalid_request_uri", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The request_uri is unknown, used or expired",
+		Cause: "A pushed authorization request (RFC 9126) is valid for 90 seconds, once, and only for the client that pushed it.",
+		Fix:   "Push the request again (POST /oauth2/par) and send the browser to /oauth2/authorize with the new request_uri and the same client_id at once."},
+	{ID: AccessDenied, Code: "access_denied", Status: http.StatusForbidden, FHIRCode: "security",
+		Title: "The user or policy refused the authorization",
+		Cause: "The user declined on the consent page, unticked every scope, or may not act for the patient of the launch; or the signed-in account cannot use this app (for example an administrator account, which has no FHIR record, asking for patient data). The description says which.",
+		Fix:   "Apps: tell the user they can try again; nothing was granted. Users: sign in with the account that belongs to the patient or practitioner."},
+	{ID: LoginRequired, Code: "login_required", Status: http.StatusBadRequest, FHIRCode: "login",
+		Title: "The user must sign in",
+		Cause: "The request said prompt=none, but nobody is signed in in this browser (or the sign-in is older than max_age).",
+		Fix:   "Send the request again without prompt=none so that the user sees the sign-in page."},
+	{ID: ConsentRequired, Code: "consent_required", Status: http.StatusBadRequest, FHIRCode: "security",
+		Title: "The user must consent",
+		Cause: "The request said prompt=none, but the user has not yet agreed to give this app the requested scopes.",
+		Fix:   "Send the request again without prompt=none so that the user sees the consent page."},
+	{ID: InteractionRequired, Code: "interaction_required", Status: http.StatusBadRequest, FHIRCode: "security",
+		Title: "The user must choose something",
+		Cause: "The request said prompt=none, but the user must pick a patient before the app can get a patient context.",
+		Fix:   "Send the request again without prompt=none."},
+	{ID: FormExpired, Code: "form_expired", Status: http.StatusForbidden, FHIRCode: "security",
+		Title: "The form could not be accepted",
+		Cause: "Every form carries a one-time security token tied to a cookie (protection against cross-site request forgery). It was missing or did not match: the page was open too long, cookies are blocked for this site, or another site submitted the form.",
+		Fix:   "Reload the page and submit it again; allow cookies for this site."},
+	{ID: LaunchInvalid, Code: "invalid_request", Status: http.StatusBadRequest, FHIRCode: "invalid",
+		Title: "The launch cannot be used",
+		Cause: "An EHR launch id is valid once, for 5 minutes, for the one app it was made for; or the launch request names a patient, encounter or client that does not exist or a client not allowed to launch.",
+		Fix:   "Launch the app again from the EHR (or `smartgate launch`) and follow the launch URL at once."},
+	{ID: PasswordGrantDisabled, Code: "unauthorized_client", Status: http.StatusBadRequest, FHIRCode: "security",
+		Title: "The password grant is not allowed for this user",
+		Cause: "The resource owner password grant is off by default and, when `authorize.password_grant_roles` turns it on, only for the listed roles; never for administrators or users with two-factor login.",
+		Fix:   "Use the authorization code flow with PKCE (docs/flows/). For development only, an operator may list the role in `authorize.password_grant_roles`."},
 
 	{ID: ConfigInvalid, Code: "config_invalid",
 		Title: "The configuration is invalid",

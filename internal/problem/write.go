@@ -168,3 +168,10 @@ func oauthSafe(s string) string {
 	}
 	return b.String()
 }
+
+// LogOnly logs err as Write would, for an error the caller reports another
+// way (an authorization error sent back to the app in a redirect).
+func (wr *Writer) LogOnly(r *http.Request, err error) {
+	pe := From(err)
+	wr.log(r.Context(), r, pe, pe.HTTPStatus())
+}

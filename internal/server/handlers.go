@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"smartgate/internal/discovery"
+	"smartgate/internal/httpx"
 	"smartgate/internal/keys"
 	"smartgate/internal/problem"
 	"smartgate/internal/requestid"
@@ -115,6 +116,10 @@ func (s *Server) static() handlerFunc {
 			return problem.New(problem.NotFound, "no static file at this path")
 		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
+		if name == "smart-style.json" {
+			// smart_style_url: apps in other origins read it.
+			httpx.AllowAnyOrigin(w)
+		}
 		fsrv.ServeHTTP(w, r)
 		return nil
 	}

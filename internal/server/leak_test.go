@@ -261,7 +261,8 @@ func errorShapeFindings(r *http.Request, rec *httptest.ResponseRecorder, ex expe
 // no HTML in a JSON API): FHIR paths get OperationOutcome, except the SMART
 // discovery document, which is OAuth metadata and registered as such; the
 // OAuth, discovery and admin API paths get JSON; a browser elsewhere gets a
-// page; the browser pages (/docs/, /static/, /) always answer in HTML.
+// page; the browser pages (/docs/, /static/, /, the sign-in pages and the
+// authorization endpoint) answer in HTML.
 func wantSurface(r *http.Request) problem.Surface {
 	p := r.URL.Path
 	switch {
@@ -269,6 +270,17 @@ func wantSurface(r *http.Request) problem.Surface {
 		return problem.SurfaceOAuth
 	case p == "/fhir" || strings.HasPrefix(p, "/fhir/"):
 		return problem.SurfaceFHIR
+	case p == "/oauth2/authorize":
+		// A browser step: HTML, except that a script asking for JSON (or
+		// sending it) is told in JSON which flow it should use instead.
+		acc := r.Header.Get("Accept")
+		getPost := r.Method == http.MethodGet || r.Method == http.MethodPost || r.Method == http.MethodHead
+		if getPost && (strings.Contains(r.Header.Get("Content-Type"), "application/json") || strings.Contains(acc, "json") && !strings.Contains(acc, "text/html")) {
+			return problem.SurfaceOAuth
+		}
+		return problem.SurfaceHTML
+	case p == "/oauth2/logout", p == "/login", p == "/consent", p == "/select-patient", p == "/account/apps":
+		return problem.SurfaceHTML
 	case strings.HasPrefix(p, "/oauth2/"), strings.HasPrefix(p, "/.well-known/"), strings.HasPrefix(p, "/admin/api/"):
 		return problem.SurfaceOAuth
 	case p == "/", p == "/docs/errors", strings.HasPrefix(p, "/static/"):

@@ -25,6 +25,8 @@ import (
 	"smartgate/internal/fhir"
 	"smartgate/internal/fhir/devdata"
 	"smartgate/internal/httpx"
+	"smartgate/internal/identity"
+	"smartgate/internal/keys"
 	"smartgate/internal/oauth"
 	"smartgate/internal/problem"
 	"smartgate/internal/token"
@@ -53,6 +55,7 @@ type Server struct {
 	tokens *token.Service
 	oauth  *oauth.Server
 	fhir   *fhir.API
+	users  *identity.Service
 }
 
 // Route is one registered endpoint.
@@ -91,11 +94,6 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 	cfg := &a.Cfg.Config
 	s.revs = token.NewRevocations(a.Store, nil)
 	s.tokens = token.New(a.Keys, s.revs, token.Options{Issuer: s.issuer, Audience: s.issuer + "/fhir"})
-	s.oauth = oauth.New(oauth.Deps{
-		Config: cfg, Issuer: s.issuer, Store: a.Store, Tokens: s.tokens, Audit: aw, Log: a.Log,
-		Keys: clientkeys.New(clientkeys.Options{AllowPrivate: cfg.Dev}),
-	})
-
 	s.fhir = fhir.New(fhir.Deps{
 		Store: a.Store, Tokens: s.tokens, Base: s.issuer + "/fhir", Issuer: s.issuer, Audit: aw, Log: a.Log,
 		Software: "smartgate", Version: Version, PractitionerAccess: cfg.FHIR.PractitionerAccess,
@@ -104,7 +102,19 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 			{"register", s.issuer + "/oauth2/register"},
 			{"introspect", s.issuer + "/oauth2/introspect"},
 			{"revoke", s.issuer + "/oauth2/revoke"},
+			{"authorize", s.issuer + "/oauth2/authorize"},
+			{"manage", s.issuer + "/account/apps"},
 		},
+	})
+	kek, err := app.LoadKEK(cfg)
+	if err != nil {
+		a.Log.Error("the KEK could not be loaded; sign-in pages will fail", "error", err.Error())
+	}
+	s.users = identity.FromConfig(a.Store, cfg, func() (*keys.KEK, error) { return app.LoadKEK(cfg) }, aw)
+	s.oauth = oauth.New(oauth.Deps{
+		Config: cfg, Issuer: s.issuer, Store: a.Store, Tokens: s.tokens, Audit: aw, Log: a.Log,
+		Keys:   clientkeys.New(clientkeys.Options{AllowPrivate: cfg.Dev}),
+		Errors: s.errs, KEK: kek, Users: s.users, Patients: s.fhir, Exists: s.fhir.Exists,
 	})
 
 	mux := http.NewServeMux()
@@ -196,6 +206,16 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 	s.handle(mux, "/oauth2/introspect", problem.SurfaceOAuth, false, post, s.oauth.Introspect)
 	s.handle(mux, "/oauth2/revoke", problem.SurfaceOAuth, true, post, s.oauth.Revoke)
 	s.handle(mux, "/oauth2/register", problem.SurfaceOAuth, true, post, s.oauth.Register)
+	getPost := []string{http.MethodGet, http.MethodPost}
+	s.handle(mux, "/oauth2/authorize", problem.SurfaceHTML, false, getPost, s.oauth.Authorize)
+	s.handle(mux, "/oauth2/par", problem.SurfaceOAuth, false, post, s.oauth.PAR)
+	s.handle(mux, "/oauth2/userinfo", problem.SurfaceOAuth, true, getPost, s.oauth.UserInfo)
+	s.handle(mux, "/oauth2/launch", problem.SurfaceOAuth, false, post, s.oauth.Launch)
+	s.handle(mux, "/oauth2/logout", problem.SurfaceHTML, false, getPost, s.oauth.Logout)
+	s.handle(mux, "/login", problem.SurfaceHTML, false, getPost, s.oauth.Login)
+	s.handle(mux, "/select-patient", problem.SurfaceHTML, false, getPost, s.oauth.SelectPatient)
+	s.handle(mux, "/consent", problem.SurfaceHTML, false, getPost, s.oauth.Consent)
+	s.handle(mux, "/account/apps", problem.SurfaceHTML, false, getPost, s.oauth.AccountApps)
 	s.handle(mux, "/oauth2/register/{client_id}", problem.SurfaceOAuth, true, []string{http.MethodGet, http.MethodPut, http.MethodDelete}, s.registration)
 	for _, d := range discovery.Documents {
 		s.handle(mux, d.Path, problem.SurfaceOAuth, true, get, s.discovery(d))
@@ -272,11 +292,19 @@ func maxBody(n, fhirN int64) httpx.Middleware {
 // Features is what discovery may advertise today.
 func (s *Server) Features() discovery.Features {
 	return discovery.Features{
-		Issuer: s.issuer, JWKS: true, Token: true, Registration: true, Introspection: true, Revocation: true,
-		GrantTypes:           s.oauth.GrantTypes(),
-		TokenAuthMethods:     oauth.AuthMethods,
-		TokenAuthSigningAlgs: oauth.AssertionAlgs,
-		Scopes:               oauth.Scopes(),
+		Issuer: s.issuer, FHIRBase: s.issuer + "/fhir", JWKS: true, Token: true, Registration: true, Introspection: true, Revocation: true,
+		Authorize: true, UserInfo: true, PAR: true, EndSession: true, Management: true,
+		ResponseTypes:            []string{"code"},
+		GrantTypes:               s.oauth.GrantTypes(),
+		TokenAuthMethods:         oauth.AuthMethods,
+		TokenAuthSigningAlgs:     oauth.AssertionAlgs,
+		CodeChallengeMethods:     []string{"S256"},
+		Scopes:                   oauth.Scopes(),
+		Claims:                   oauth.Claims,
+		IDTokenSigningAlgs:       []string{"RS256"},
+		SubjectTypes:             []string{"public"},
+		SMARTCapabilities:        oauth.Capabilities,
+		AuthorizationResponseIss: true,
 	}
 }
 

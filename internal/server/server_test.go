@@ -577,7 +577,7 @@ func TestErrorsLoggedOnce(t *testing.T) {
 	}{
 		{http.MethodGet, "/nope", "not_found", 404},
 		{http.MethodPost, "/oauth2/jwks", "method_not_allowed", 405},
-		{http.MethodGet, "/.well-known/openid-configuration", "discovery_not_available", 404},
+		{http.MethodGet, "/oauth2/authorize", "authorize_request_invalid", 400},
 		{http.MethodGet, "/fhir/Patient/1", "token_missing", 401},
 		{http.MethodGet, "/fhir/Nope/1", "unsupported_resource_type", 404},
 	} {

@@ -41,18 +41,18 @@ type Client struct {
 	SecretExpiresAt time.Time // zero: never
 	// RegistrationTokenHash is SHA-256 of the RFC 7592 registration access token.
 	RegistrationTokenHash []byte
-	IntrospectAny         bool   // a resource server: may introspect any token
-	MayLaunch             bool   // may be launched from the EHR
-	Admin                 bool   // may get the smartgate:admin scope
+	IntrospectAny         bool // a resource server: may introspect any token
+	MayLaunch             bool // may be launched from the EHR
+	Admin                 bool // may get the smartgate:admin scope
 	// PKCEExempt lets a confidential client that asks only for OpenID
 	// scopes (no FHIR access) skip PKCE at authorize, so the server can pass
 	// the OpenID Foundation's Basic OP tests. Off by default; admin only.
 	PKCEExempt bool
 	// RequirePAR makes /oauth2/authorize accept only pushed requests
 	// (RFC 9126 §5 require_pushed_authorization_requests).
-	RequirePAR bool
-	CreatedBy             string // "admin" or "self"
-	CreatedAt, UpdatedAt  time.Time
+	RequirePAR           bool
+	CreatedBy            string // "admin" or "self"
+	CreatedAt, UpdatedAt time.Time
 }
 
 // ClientMetadata is the RFC 7591 §2 client metadata.
