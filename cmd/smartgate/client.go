@@ -64,6 +64,8 @@ type clientView struct {
 	IntrospectAny bool                 `json:"introspect_any"`
 	MayLaunch     bool                 `json:"may_launch"`
 	Admin         bool                 `json:"admin"`
+	PKCEExempt    bool                 `json:"pkce_exempt"`
+	RequirePAR    bool                 `json:"require_par"`
 	CreatedAt     time.Time            `json:"created_at"`
 	UpdatedAt     time.Time            `json:"updated_at"`
 	Metadata      store.ClientMetadata `json:"metadata"`
@@ -72,7 +74,7 @@ type clientView struct {
 
 func view(c *oauth.Client, secret string) clientView {
 	return clientView{ClientID: c.ID, Type: c.Type, Status: c.Status, Verified: c.Verified, CreatedBy: c.CreatedBy,
-		IntrospectAny: c.IntrospectAny, MayLaunch: c.MayLaunch, Admin: c.Admin, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		IntrospectAny: c.IntrospectAny, MayLaunch: c.MayLaunch, Admin: c.Admin, PKCEExempt: c.PKCEExempt, RequirePAR: c.RequirePAR, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Metadata: c.Metadata, ClientSecret: secret}
 }
 
@@ -101,7 +103,7 @@ func printClient(w io.Writer, v clientView) {
 		fmt.Fprintf(tw, "jwks:\t(inline, %d bytes)\n", len(v.Metadata.JWKS))
 	}
 	var flags []string
-	for name, on := range map[string]bool{"introspect-any": v.IntrospectAny, "may-launch": v.MayLaunch, "admin": v.Admin} {
+	for name, on := range map[string]bool{"introspect-any": v.IntrospectAny, "may-launch": v.MayLaunch, "admin": v.Admin, "pkce-exempt": v.PKCEExempt, "require-par": v.RequirePAR} {
 		if on {
 			flags = append(flags, name)
 		}
@@ -116,8 +118,10 @@ func printClient(w io.Writer, v clientView) {
 // metadataFlags are the flags create and update share.
 type metadataFlags struct {
 	name, typ, authMethod, scope, jwksURI, jwksFile string
-	redirectURIs, grantTypes                        []string
+	redirectURIs, grantTypes, postLogoutURIs        []string
+	initiateLoginURI                                string
 	introspectAny, mayLaunch, admin                 bool
+	pkceExempt, requirePAR                          bool
 }
 
 func (m *metadataFlags) register(cmd *cobra.Command, create bool) {
@@ -129,11 +133,15 @@ func (m *metadataFlags) register(cmd *cobra.Command, create bool) {
 	f.StringVar(&m.authMethod, "auth-method", "", "token_endpoint_auth_method (default from --type: none, client_secret_basic, private_key_jwt)")
 	f.StringVar(&m.scope, "scope", "", "space-separated scopes the client may request")
 	f.StringArrayVar(&m.redirectURIs, "redirect-uri", nil, "redirect URI (repeat for several)")
-	f.StringArrayVar(&m.grantTypes, "grant-type", nil, "grant type: authorization_code, refresh_token, client_credentials (repeat)")
+	f.StringArrayVar(&m.grantTypes, "grant-type", nil, "grant type: authorization_code, refresh_token, client_credentials, password (repeat)")
 	f.StringVar(&m.jwksURI, "jwks-uri", "", "URL of the client's public keys (private_key_jwt)")
 	f.StringVar(&m.jwksFile, "jwks-file", "", "file holding the client's public JWKS (private_key_jwt)")
 	f.BoolVar(&m.introspectAny, "introspect-any", false, "a resource server: may introspect any token")
-	f.BoolVar(&m.mayLaunch, "may-launch", false, "may be launched from the EHR")
+	f.BoolVar(&m.mayLaunch, "may-launch", false, "may create EHR launches (POST /oauth2/launch), e.g. an EHR integration or an app that launches itself")
+	f.StringArrayVar(&m.postLogoutURIs, "post-logout-redirect-uri", nil, "where /oauth2/logout may send the browser after signing out (repeat)")
+	f.StringVar(&m.initiateLoginURI, "initiate-login-uri", "", "the app's launch URL: EHR launches open it with ?iss=<FHIR base>&launch=<id>")
+	f.BoolVar(&m.pkceExempt, "pkce-exempt", false, "a confidential client asking only for OpenID scopes (no FHIR access) may skip PKCE (OpenID conformance tests)")
+	f.BoolVar(&m.requirePAR, "require-par", false, "authorize accepts only pushed requests (POST /oauth2/par) from this client")
 	f.BoolVar(&m.admin, "admin", false, "may get the smartgate:admin scope (client_credentials)")
 }
 
@@ -165,6 +173,12 @@ func (m *metadataFlags) apply(cmd *cobra.Command, md *store.ClientMetadata) erro
 	}
 	if ch("grant-type") {
 		md.GrantTypes = m.grantTypes
+	}
+	if ch("post-logout-redirect-uri") {
+		md.PostLogoutRedirectURIs = m.postLogoutURIs
+	}
+	if ch("initiate-login-uri") {
+		md.InitiateLoginURI = m.initiateLoginURI
 	}
 	if ch("jwks-uri") {
 		md.JWKSURI, md.JWKS = m.jwksURI, nil
@@ -218,7 +232,7 @@ func clientCreateCmd(g *globals) *cobra.Command {
 			if err := m.apply(cmd, &md); err != nil {
 				return err
 			}
-			created, err := reg.Create(cmd.Context(), md, oauth.Options{ByAdmin: true, IntrospectAny: m.introspectAny, MayLaunch: m.mayLaunch, Admin: m.admin})
+			created, err := reg.Create(cmd.Context(), md, oauth.Options{ByAdmin: true, IntrospectAny: m.introspectAny, MayLaunch: m.mayLaunch, Admin: m.admin, PKCEExempt: m.pkceExempt, RequirePAR: m.requirePAR})
 			if err != nil {
 				return err
 			}
@@ -320,7 +334,7 @@ func clientUpdateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			f := cmd.Flags()
-			if f.Changed("introspect-any") || f.Changed("may-launch") || f.Changed("admin") {
+			if f.Changed("introspect-any") || f.Changed("may-launch") || f.Changed("admin") || f.Changed("pkce-exempt") || f.Changed("require-par") {
 				updated, err = reg.SetFlags(ctx, c.ID, func(sc *store.Client) {
 					if f.Changed("introspect-any") {
 						sc.IntrospectAny = m.introspectAny
@@ -330,6 +344,12 @@ func clientUpdateCmd(g *globals) *cobra.Command {
 					}
 					if f.Changed("admin") {
 						sc.Admin = m.admin
+					}
+					if f.Changed("pkce-exempt") {
+						sc.PKCEExempt = m.pkceExempt
+					}
+					if f.Changed("require-par") {
+						sc.RequirePAR = m.requirePAR
 					}
 				})
 				if err != nil {

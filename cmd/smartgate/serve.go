@@ -1,13 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"smartgate/internal/app"
+	"smartgate/internal/oauth"
 	"smartgate/internal/server"
 )
 
@@ -51,10 +54,19 @@ SIGTERM or SIGINT shuts down gracefully; SIGHUP reloads the TLS certificate.`,
 				return err
 			}
 			defer a.Close()
+			reg := oauth.NewRegistry(a.Store, nil, &cfg.Config, nil)
+			if err := oauth.EnsureCLIClient(cmd.Context(), reg); err != nil {
+				return fmt.Errorf("creating the built-in client %s: %w", oauth.CLIClientID, err)
+			}
 			if cfg.Dev {
 				if err := ensureDevUsers(cmd.Context(), g, a); err != nil {
 					return err
 				}
+				path := filepath.Join(cfg.DataDir, oauth.DevClientsFile)
+				if _, err := oauth.EnsureDevClients(cmd.Context(), reg, path); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "demo clients (ids, secrets, the backend's private key): %s\n", path)
 			}
 			return server.Run(cmd.Context(), a, g.stdout)
 		},

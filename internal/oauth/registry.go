@@ -107,6 +107,11 @@ type Options struct {
 	IntrospectAny bool
 	MayLaunch     bool
 	Admin         bool
+	PKCEExempt    bool // a confidential client asking only for OpenID scopes may skip PKCE
+	RequirePAR    bool // authorize accepts only pushed requests
+	// ID and Secret fix the client id and secret (built-in and demo
+	// clients); only with ByAdmin. Empty: random.
+	ID, Secret string
 }
 
 // Created is a new client and its one-time secrets.
@@ -327,19 +332,29 @@ func (r *Registry) Create(ctx context.Context, md store.ClientMetadata, opts Opt
 	if opts.Admin && !opts.ByAdmin {
 		return nil, problem.New(problem.InvalidClientMetadata, "only an administrator can make an admin client")
 	}
+	if (opts.ID != "" || opts.Secret != "") && !opts.ByAdmin {
+		return nil, problem.New(problem.InvalidClientMetadata, "only an administrator can choose a client id or secret")
+	}
 	now := r.clock().UTC()
 	status, verified := approval(opts.ByAdmin, typ, scopes)
 	out := &Created{}
 	sc := store.Client{
-		ID: newClientID(), Type: typ, Status: status, Verified: verified, Metadata: md,
+		ID: opts.ID, Type: typ, Status: status, Verified: verified, Metadata: md,
 		IntrospectAny: opts.IntrospectAny, MayLaunch: opts.MayLaunch, Admin: opts.Admin,
+		PKCEExempt: opts.PKCEExempt && opts.ByAdmin, RequirePAR: opts.RequirePAR,
 		CreatedBy: "self", CreatedAt: now, UpdatedAt: now,
+	}
+	if sc.ID == "" {
+		sc.ID = newClientID()
 	}
 	if opts.ByAdmin {
 		sc.CreatedBy = "admin"
 	}
 	if typ == ConfidentialSymmetric {
 		out.Secret, sc.SecretHash = NewSecret()
+		if opts.Secret != "" {
+			out.Secret, sc.SecretHash = opts.Secret, hashSecret(opts.Secret)
+		}
 	}
 	out.RegistrationToken, sc.RegistrationTokenHash = NewSecret()
 	if err := r.st.CreateClient(ctx, sc); err != nil {
