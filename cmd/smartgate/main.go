@@ -100,7 +100,7 @@ Configuration: defaults < YAML file (--config) < SMARTGATE_* environment < flags
 	pf.Bool("dev", false, "dev mode: loopback HTTP, generated KEK, open registration, demo data")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format of commands that print data: text or json")
 	g.flags = pf
-	root.AddCommand(serveCmd(g), migrateCmd(g), doctorCmd(g), keyCmd(g), clientCmd(g), userCmd(g), versionCmd(g))
+	root.AddCommand(serveCmd(g), migrateCmd(g), doctorCmd(g), keyCmd(g), clientCmd(g), userCmd(g), launchCmd(g), tokenCmd(g), versionCmd(g))
 	return root
 }
 
@@ -163,6 +163,7 @@ func (g *globals) print(v any, text func(w io.Writer)) error {
 	if g.output == "json" {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(v)
 	}
 	text(g.stdout)

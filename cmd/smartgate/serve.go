@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"

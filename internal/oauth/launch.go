@@ -11,6 +11,7 @@ import (
 
 	"smartgate/internal/audit"
 	"smartgate/internal/problem"
+	"smartgate/internal/scope"
 	"smartgate/internal/store"
 )
 
@@ -63,6 +64,9 @@ func CreateLaunch(ctx context.Context, st store.Store, reg *Registry, exists Res
 		return nil, bad("patient is missing: an EHR launch opens the app for one patient")
 	}
 	check := func(typ, id string) error {
+		if !scope.IsResourceType(typ) {
+			return bad("%q is not a FHIR resource type", typ)
+		}
 		if id == "" || len(id) > 64 || strings.ContainsAny(id, "/?#") {
 			return bad("%s id %q is not a FHIR id", typ, id)
 		}
