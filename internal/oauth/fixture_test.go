@@ -19,6 +19,7 @@ import (
 
 	"smartgate/internal/clientkeys"
 	"smartgate/internal/config"
+	"smartgate/internal/identity"
 	"smartgate/internal/keys"
 	"smartgate/internal/problem"
 	"smartgate/internal/store"
@@ -80,6 +81,8 @@ func newOAuthFixture(t testing.TB, mod func(*config.Config)) *oauthFixture {
 		// As the server does: private jwks_uri targets only in dev mode.
 		Keys:  clientkeys.New(clientkeys.Options{AllowPrivate: cfg.Dev, Clock: clock}),
 		Audit: nil, Clock: clock,
+		Errors: f.errs, KEK: kek,
+		Users: identity.New(st, identity.Options{Login: cfg.Login, Clock: clock, Hasher: identity.NewHasher(2)}),
 	})
 	return f
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -99,6 +100,48 @@ func FuzzDetail(f *testing.F) {
 		for k, v := range want {
 			if m[k] != v {
 				t.Fatalf("detail(%q,%q,%q,%q) = %s; key %q got %q want %q", k1, v1, k2, v2, out, k, m[k], v)
+			}
+		}
+	})
+}
+
+// FuzzAuthorize sends arbitrary query strings to /oauth2/authorize and
+// arbitrary sealed requests to the pages: no input may panic or cause a
+// 5xx; a redirect goes only to the registered redirect_uri and carries iss.
+func FuzzAuthorize(f *testing.F) {
+	fx := newOAuthFixture(f, nil)
+	app := fx.storeClient("fuzz-app", "fuzz-secret", store.ClientMetadata{RedirectURIs: []string{"https://app.example.com/cb", "http://127.0.0.1/cb"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "launch launch/patient openid fhirUser patient/*.rs offline_access"})
+	ch := testChallenge(testVerifier)
+	for _, seed := range []string{
+		"response_type=code&client_id=" + app.ID + "&redirect_uri=https://app.example.com/cb&state=s&scope=openid+patient/*.rs&aud=" + testIssuer + "/fhir&code_challenge=" + ch + "&code_challenge_method=S256",
+		"response_type=code&client_id=" + app.ID + "&redirect_uri=http://127.0.0.1:5555/cb&state=s&scope=launch+openid&launch=x&aud=" + testIssuer + "/fhir/&code_challenge=" + ch + "&code_challenge_method=S256&prompt=none",
+		"client_id=" + app.ID + "&request_uri=urn:ietf:params:oauth:request_uri:abc",
+		"client_id=" + app.ID + "&redirect_uri=https://app.example.com/cb&max_age=-1&prompt=login+consent&response_mode=fragment",
+		"%zz&client_id=;&&==",
+	} {
+		f.Add(seed, "")
+	}
+	f.Add("", "not-sealed")
+	f.Fuzz(func(t *testing.T, query, sealed string) {
+		r := httptest.NewRequest(http.MethodGet, "/oauth2/authorize", nil)
+		r.URL.RawQuery = query
+		w := fx.browse(fx.s.Authorize, r)
+		if w.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", w.Code, query, w.Body.String())
+		}
+		if loc := w.Header().Get("Location"); loc != "" && !strings.HasPrefix(loc, "/login?") {
+			if !strings.HasPrefix(loc, "https://app.example.com/cb?") && !strings.HasPrefix(loc, "http://127.0.0.1:") {
+				t.Fatalf("redirect to %q for %q", loc, query)
+			}
+			if !strings.Contains(loc, "iss=") {
+				t.Fatalf("redirect without iss: %q", loc)
+			}
+		}
+		for _, h := range []handler{fx.s.Login, fx.s.Consent, fx.s.SelectPatient} {
+			r := httptest.NewRequest(http.MethodGet, "/page?auth="+url.QueryEscape(sealed), nil)
+			if w := fx.browse(h, r); w.Code >= 500 {
+				t.Fatalf("page status %d for sealed %q: %s", w.Code, sealed, w.Body.String())
 			}
 		}
 	})
