@@ -283,7 +283,7 @@ func wantSurface(r *http.Request) problem.Surface {
 		return problem.SurfaceHTML
 	case strings.HasPrefix(p, "/oauth2/"), strings.HasPrefix(p, "/.well-known/"), strings.HasPrefix(p, "/admin/api/"):
 		return problem.SurfaceOAuth
-	case p == "/", p == "/docs/errors", strings.HasPrefix(p, "/static/"):
+	case p == "/", p == "/docs/errors", p == "/favicon.ico", strings.HasPrefix(p, "/static/"):
 		return problem.SurfaceHTML
 	case p == "/healthz", p == "/readyz", p == "/metrics":
 		return problem.SurfaceOAuth

@@ -230,6 +230,12 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 	})
 	s.handle(mux, "/docs/errors", problem.SurfaceHTML, false, get, s.errorsPage)
 	s.handle(mux, "/{$}", problem.SurfaceHTML, false, get, s.home)
+	s.handle(mux, "/favicon.ico", problem.SurfaceHTML, false, get, func(w http.ResponseWriter, r *http.Request) error {
+		// No icon: an empty answer browsers cache, instead of a 404 on every page.
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 	s.handle(mux, "/static/", problem.SurfaceHTML, false, get, s.static())
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.errs.Write(w, r, surfaceFor(r), problem.New(problem.NotFound, "nothing is served at this path; discovery documents and docs/ list every endpoint"))
