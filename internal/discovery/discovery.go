@@ -187,6 +187,14 @@ func oauthFields(f Features) map[string]any {
 	set(m, "subject_types_supported", sorted(f.SubjectTypes))
 	set(m, "id_token_signing_alg_values_supported", sorted(f.IDTokenSigningAlgs))
 	set(m, "authorization_response_iss_parameter_supported", f.AuthorizationResponseIss)
+	if f.Authorize {
+		// OpenID Connect Discovery §3 defaults request_uri_parameter_supported
+		// to true: say plainly that request objects (by value or by
+		// reference) are not supported; pushed requests (PAR) are.
+		m["request_parameter_supported"] = false
+		m["request_uri_parameter_supported"] = false
+		m["claims_parameter_supported"] = false
+	}
 	return m
 }
 
@@ -201,7 +209,7 @@ func responseModes(f Features) []string {
 func smartFields(f Features) map[string]any {
 	m := oauthFields(f)
 	// SMART's document carries no OpenID-only fields beyond these.
-	for _, k := range []string{"subject_types_supported", "id_token_signing_alg_values_supported", "claims_supported", "end_session_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint",
+	for _, k := range []string{"request_parameter_supported", "request_uri_parameter_supported", "claims_parameter_supported", "subject_types_supported", "id_token_signing_alg_values_supported", "claims_supported", "end_session_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint",
 		"introspection_endpoint_auth_methods_supported", "introspection_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_methods_supported", "revocation_endpoint_auth_signing_alg_values_supported"} {
 		delete(m, k)
 	}
