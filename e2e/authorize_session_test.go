@@ -187,7 +187,7 @@ func smartPromptLoginAndMaxAge(t *testing.T, f *smartFixture) {
 	}
 	l = b.submit(l.page.form(t, "#login"), fill{set: map[string]string{"username": amy.username, "password": amy.password}}, "action=login")
 	if l.page != nil && len(l.page.forms("#login")) == 1 {
-		implementationBug(t, "max_age=0: after the user signs in, the login page comes back again and again, so the app never gets a code: "+
+		knownBug(t, "max_age=0: after the user signs in, the login page comes back again and again, so the app never gets a code: "+
 			"proceedAs (internal/oauth/authorize.go:457-459) compares max_age with the age of the sign-in that just happened during this request "+
 			"(a few milliseconds > 0 s); skip the max_age check when p.LoginAt != 0, as the prompt=login check does")
 	}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -310,19 +309,6 @@ func scopeSet(s any) []string {
 	out := strings.Fields(str)
 	slices.Sort(out)
 	return out
-}
-
-// implementationBug marks a check that fails because of a bug in the
-// implementation that the implementer is to fix: the test skips with the
-// details (so that main stays green) unless SMARTGATE_E2E_STRICT=1, when
-// it fails. Once the bug is fixed the check passes and nothing skips.
-func implementationBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := "implementation bug: " + fmt.Sprintf(format, args...)
-	if os.Getenv("SMARTGATE_E2E_STRICT") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 // TestAuthorizeSMART drives the SMART App Launch flows for people through

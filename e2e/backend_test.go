@@ -145,8 +145,8 @@ func TestClientSecretWithXOAuth2(t *testing.T) {
 	wantOAuthError(t, "repeated grant_type", r, http.StatusBadRequest, "invalid_request", "grant_type")
 	r = postForm(t, s.tokenURL()+"?client_secret="+basic.ClientSecret, url.Values{"grant_type": {"client_credentials"}}, creds{id: basic.ClientID})
 	wantOAuthError(t, "client_secret in the query", r, http.StatusBadRequest, "invalid_request", "client_secret", "query")
-	r = postForm(t, s.tokenURL(), url.Values{"grant_type": {"password"}}, basicCreds)
-	wantOAuthError(t, "unsupported grant", r, http.StatusBadRequest, "unsupported_grant_type", "password", "client_credentials")
+	r = postForm(t, s.tokenURL(), url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, basicCreds)
+	wantOAuthError(t, "unsupported grant", r, http.StatusBadRequest, "unsupported_grant_type", "device_code", "client_credentials")
 	r = postForm(t, s.tokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, basicCreds)
 	wantOAuthError(t, "grant the client did not register", r, http.StatusBadRequest, "unauthorized_client", "refresh_token", "smartgate client update")
 	// Introspection needs client authentication.

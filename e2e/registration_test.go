@@ -397,7 +397,7 @@ func TestDynamicRegistration(t *testing.T) {
 		{"client_secret_jwt", backendMD(map[string]any{"token_endpoint_auth_method": "client_secret_jwt"}), "invalid_client_metadata", []string{"token_endpoint_auth_method", "client_secret_jwt"}},
 		{"unknown auth method", backendMD(map[string]any{"token_endpoint_auth_method": "tls_client_auth"}), "invalid_client_metadata", []string{"token_endpoint_auth_method"}},
 		{"implicit response type", publicMD(map[string]any{"response_types": []string{"token"}}), "invalid_client_metadata", []string{"response_types", "token"}},
-		{"unknown grant type", publicMD(map[string]any{"grant_types": []string{"password"}}), "invalid_client_metadata", []string{"grant_types", "password"}},
+		{"unknown grant type", publicMD(map[string]any{"grant_types": []string{"implicit"}}), "invalid_client_metadata", []string{"grant_types", "implicit"}},
 		{"wrong JSON type", publicMD(map[string]any{"redirect_uris": "https://app.example.com/cb"}), "invalid_client_metadata", []string{"redirect_uris"}},
 		{"logo_uri not a URL", publicMD(map[string]any{"logo_uri": "logo.png"}), "invalid_client_metadata", []string{"logo_uri"}},
 	} {

@@ -264,7 +264,15 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values, par bool) 
 		return nil, c, problem.New(problem.AuthorizeRequestInvalid, "redirect_uri %q is not registered for client %s; it must match one of %s exactly (only the port of an http://127.0.0.1 or http://[::1] URI may differ)", redirectURI, c.ID, strings.Join(c.Metadata.RedirectURIs, ", "))
 	}
 	if err := statusError(c); err != nil {
-		return nil, c, err // pending or disabled: the page names the fix, no redirect
+		// Pending or disabled: the page names the fix, no redirect. Not 401
+		// with WWW-Authenticate: Basic, which a browser would answer with
+		// its own password dialog.
+		pe := problem.From(err)
+		out := problem.New(pe.ID, "%s", pe.Description).WithStatus(http.StatusForbidden)
+		if par {
+			return nil, c, err
+		}
+		return nil, c, out
 	}
 	state := q.Get("state")
 	fail := func(id problem.ID, format string, args ...any) (*pending, *Client, error) {
@@ -456,7 +464,7 @@ func (s *Server) proceedAs(w http.ResponseWriter, r *http.Request, c *Client, p 
 	now := s.Clock()
 	needLogin := sess == nil ||
 		(p.prompts("login") && p.LoginAt == 0) ||
-		(p.MaxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(p.MaxAge)*time.Second)
+		(p.MaxAge >= 0 && p.LoginAt == 0 && now.Sub(sess.AuthTime) > time.Duration(p.MaxAge)*time.Second)
 	if needLogin {
 		if p.prompts("none") {
 			return fail(problem.LoginRequired, "nobody is signed in (or the sign-in is older than max_age), and prompt=none forbids showing the sign-in page")

@@ -79,7 +79,7 @@ func TestAuthorizeRefusesWithoutRedirectUntilClientAndRedirectAreKnown(t *testin
 		{"unregistered redirect_uri", func(q url.Values) { q.Set("redirect_uri", "https://evil.example.com/cb") }, 400, "is not registered for client"},
 		{"redirect_uri with another path", func(q url.Values) { q.Set("redirect_uri", "https://app.example.com/cb2") }, 400, "is not registered for client"},
 		{"repeated parameter", func(q url.Values) { q.Add("state", "x") }, 400, `parameter "state" appears 2 times`},
-		{"pending client", func(q url.Values) { q.Set("client_id", pending.ID) }, 401, "smartgate client enable " + pending.ID},
+		{"pending client", func(q url.Values) { q.Set("client_id", pending.ID) }, 403, "smartgate client enable " + pending.ID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := authzQuery(app, "openid user/*.rs")
@@ -87,6 +87,9 @@ func TestAuthorizeRefusesWithoutRedirectUntilClientAndRedirectAreKnown(t *testin
 			w := f.browse(f.s.Authorize, authzGet(q))
 			if w.Code != tc.status || w.Header().Get("Location") != "" {
 				t.Fatalf("status %d, Location %q; want %d and no redirect; body %s", w.Code, w.Header().Get("Location"), tc.status, w.Body.String())
+			}
+			if h := w.Header().Get("WWW-Authenticate"); h != "" {
+				t.Errorf("WWW-Authenticate %q on a browser page: the browser would show its own password dialog", h)
 			}
 			if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 				t.Errorf("Content-Type %q, want an HTML page", ct)

@@ -147,7 +147,8 @@ func (s *Server) resume(ctx context.Context, sealed string) (*pending, *Client, 
 		return nil, nil, err
 	}
 	if err := statusError(c); err != nil {
-		return nil, nil, err
+		pe := problem.From(err)
+		return nil, nil, problem.New(pe.ID, "%s", pe.Description).WithStatus(http.StatusForbidden)
 	}
 	return p, c, nil
 }
