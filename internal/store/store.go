@@ -30,6 +30,7 @@ type Store interface {
 	FHIR
 	Authz
 	Users
+	Exports
 }
 
 // Admin covers the database itself: schema, health and clock.
