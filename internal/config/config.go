@@ -39,6 +39,7 @@ type Config struct {
 	Audit            Audit        `yaml:"audit"`
 	Login            Login        `yaml:"login"`
 	Authorize        Authorize    `yaml:"authorize"`
+	Export           Export       `yaml:"export"`
 	ShutdownTimeout  Duration     `yaml:"shutdown_timeout"`
 }
 
@@ -149,6 +150,17 @@ type Login struct {
 }
 
 // DevListen is the dev-mode listen address when none is given.
+// Export configures Bulk Data $export.
+type Export struct {
+	// Retention is how long a finished export's files stay downloadable.
+	Retention Duration `yaml:"retention"`
+	// MaxFileResources starts a new NDJSON file after this many lines.
+	MaxFileResources int `yaml:"max_file_resources"`
+	// MaxActivePerClient bounds the exports one client may have waiting
+	// or running at once.
+	MaxActivePerClient int `yaml:"max_active_per_client"`
+}
+
 // Authorize configures the browser flow: /oauth2/authorize, the login,
 // patient-picker and consent pages, and the password grant.
 type Authorize struct {
@@ -187,6 +199,7 @@ func Default() Config {
 		ShutdownTimeout: Duration(15 * time.Second),
 		FHIR:            FHIR{PractitionerAccess: "all"},
 		Authorize:       Authorize{RequestTTL: Duration(15 * time.Minute)},
+		Export:          Export{Retention: Duration(24 * time.Hour), MaxFileResources: 100_000, MaxActivePerClient: 5},
 		Login: Login{SessionTTL: Duration(12 * time.Hour), AccountFreeFailures: 3, AddressFreeFailures: 20,
 			BackoffBase: Duration(time.Second), BackoffMax: Duration(15 * time.Minute), FailureWindow: Duration(time.Hour)},
 	}

@@ -119,6 +119,7 @@ func (c *Config) validate(serving bool) error {
 		"login.failure_window":     c.Login.FailureWindow,
 		"shutdown_timeout":         c.ShutdownTimeout,
 		"authorize.request_ttl":    c.Authorize.RequestTTL,
+		"export.retention":         c.Export.Retention,
 	}
 	for _, k := range AllKeys() {
 		if d, ok := positive[k.Name]; ok && d <= 0 {
@@ -141,6 +142,12 @@ func (c *Config) validate(serving bool) error {
 	case "open", "token":
 	default:
 		add("registration.policy", "%q is not a policy; use open (anyone may register) or token (an initial access token is required)", c.Registration.Policy)
+	}
+	if c.Export.MaxFileResources < 1 {
+		add("export.max_file_resources", "must be at least 1, not %d", c.Export.MaxFileResources)
+	}
+	if c.Export.MaxActivePerClient < 1 {
+		add("export.max_active_per_client", "must be at least 1, not %d", c.Export.MaxActivePerClient)
 	}
 	for _, r := range c.Authorize.PasswordGrantRoles {
 		if r != "practitioner" && r != "patient" {

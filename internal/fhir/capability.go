@@ -91,12 +91,22 @@ func (a *API) Capabilities() map[string]any {
 		if len(includes) > 0 {
 			res["searchInclude"] = includes
 		}
+		var ops []map[string]any
 		if typ == "DocumentReference" {
 			op := map[string]any{"name": "docref", "definition": "http://hl7.org/fhir/us/core/OperationDefinition/docref"}
 			if isUS && us.Operations["docref"] != "" {
 				op["extension"] = expectation(us.Operations["docref"])
 			}
-			res["operation"] = []map[string]any{op}
+			ops = append(ops, op)
+		}
+		if a.exports != nil && typ == "Patient" {
+			ops = append(ops, map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"})
+		}
+		if a.exports != nil && typ == "Group" {
+			ops = append(ops, map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"})
+		}
+		if len(ops) > 0 {
+			res["operation"] = ops
 		}
 		if rev := revIncludes(typ); len(rev) > 0 {
 			res["searchRevInclude"] = rev
@@ -138,7 +148,13 @@ func (a *API) Capabilities() map[string]any {
 		"url":       "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
 		"extension": uris,
 	}}
-	return map[string]any{
+	rest := map[string]any{
+		"mode":        "server",
+		"security":    security,
+		"resource":    resources,
+		"interaction": []map[string]any{{"code": "transaction"}, {"code": "batch"}},
+	}
+	cs := map[string]any{
 		"resourceType":        "CapabilityStatement",
 		"id":                  "smartgate",
 		"url":                 a.base + "/metadata",
@@ -155,13 +171,15 @@ func (a *API) Capabilities() map[string]any {
 		"fhirVersion":         spec.FHIRVersion(),
 		"format":              []string{"json", "application/fhir+json"},
 		"patchFormat":         []string{},
-		"rest": []map[string]any{{
-			"mode":        "server",
-			"security":    security,
-			"resource":    resources,
-			"interaction": []map[string]any{{"code": "transaction"}, {"code": "batch"}},
-		}},
+		"rest":                []map[string]any{rest},
 	}
+	if a.exports != nil {
+		// Bulk Data Access 2.0: the server instantiates its
+		// CapabilityStatement and declares the system-level export.
+		cs["instantiates"] = []string{"http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"}
+		rest["operation"] = []map[string]any{{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}}
+	}
+	return cs
 }
 
 // oauthURIs are the SMART oauth-uris extension members: only endpoints

@@ -53,6 +53,9 @@ type Deps struct {
 	// PractitionerAccess is config fhir.practitioner_access: "all" (the
 	// default when empty) or "care-relationship".
 	PractitionerAccess string
+	// Exports stores Bulk Data export jobs; nil turns $export off.
+	Exports    store.Exports
+	ExportOpts ExportOptions
 }
 
 // API serves /fhir.
@@ -70,14 +73,22 @@ type API struct {
 
 	practitionerAccess string
 
+	exports    store.Exports
+	exportOpts ExportOptions
+	exportWake chan struct{} // a new job is waiting (RunExporter listens)
+
 	capMu   sync.Mutex
 	capJSON []byte
 }
 
 // New returns the API.
 func New(d Deps) *API {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	return &API{store: d.Store, tokens: d.Tokens, base: strings.TrimRight(d.Base, "/"), issuer: d.Issuer,
-		audit: d.Audit, log: d.Log, soft: d.Software, ver: d.Version, start: time.Now().UTC(), uris: d.OAuthURIs, practitionerAccess: d.PractitionerAccess}
+		audit: d.Audit, log: d.Log, soft: d.Software, ver: d.Version, start: time.Now().UTC(), uris: d.OAuthURIs, practitionerAccess: d.PractitionerAccess,
+		exports: d.Exports, exportOpts: d.ExportOpts, exportWake: make(chan struct{}, 1)}
 }
 
 // Methods are the HTTP methods the FHIR API answers (others get 405).
@@ -89,13 +100,42 @@ func (a *API) extract(typ string, body []byte) (store.Index, error) {
 
 // ServeFHIR dispatches every request under /fhir.
 func (a *API) ServeFHIR(w http.ResponseWriter, r *http.Request) error {
-	if err := negotiate(r); err != nil {
-		return err
-	}
 	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/fhir"), "/")
 	var seg []string
 	if rest != "" {
 		seg = strings.Split(rest, "/")
+	}
+	// Bulk Data: its files are NDJSON, which the FHIR JSON negotiation
+	// below would refuse.
+	switch {
+	case len(seg) == 2 && seg[0] == "$export-status":
+		if r.Method != http.MethodGet && r.Method != http.MethodDelete {
+			return methodNotAllowed(r, "GET, DELETE")
+		}
+		return a.exportStatus(w, r, seg[1])
+	case len(seg) == 3 && seg[0] == "$export-file":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r, "GET")
+		}
+		return a.exportFile(w, r, seg[1], seg[2])
+	}
+	if err := negotiate(r); err != nil {
+		return err
+	}
+	if len(seg) == 1 && seg[0] == "$export" || len(seg) == 2 && seg[0] == "Patient" && seg[1] == "$export" || len(seg) == 3 && seg[0] == "Group" && seg[2] == "$export" {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			return methodNotAllowed(r, "GET")
+		}
+		switch len(seg) {
+		case 1:
+			return a.exportKickoff(w, r, "system", "")
+		case 2:
+			return a.exportKickoff(w, r, "patient", "")
+		}
+		if !validID(seg[1]) {
+			return problem.New(problem.ResourceNotFound, "%q is not a FHIR id", clip(seg[1]))
+		}
+		return a.exportKickoff(w, r, "group", seg[1])
 	}
 	if len(seg) == 1 && seg[0] == "metadata" {
 		if r.Method != http.MethodGet {

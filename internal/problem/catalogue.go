@@ -56,6 +56,7 @@ const (
 	UnsupportedMediaType    ID = "unsupported_media_type"
 	NotAcceptable           ID = "not_acceptable"
 	TransactionFailed       ID = "transaction_failed"
+	ExportFailed            ID = "export_failed"
 
 	LoginFailed            ID = "login_failed"
 	LoginThrottled         ID = "login_throttled"
@@ -240,6 +241,11 @@ var entries = []Entry{
 		Title: "A transaction Bundle was rolled back",
 		Cause: "One entry of a `transaction` Bundle failed, so none of its entries were applied (FHIR R4 §3.1.0.11.2). The description names the failing entry and why.",
 		Fix:   "Fix the named entry and send the whole Bundle again, or use a `batch` Bundle when entries are independent."},
+
+	{ID: ExportFailed, Code: "export_failed", Status: http.StatusInternalServerError, FHIRCode: "exception",
+		Title: "The Bulk Data export failed",
+		Cause: "The export job stopped before it finished: a Group it exports was deleted, or the server failed while reading or writing (the log names the job). Its partial output is not served.",
+		Fix:   "Start the export again (a new kick-off). If it fails again, give the administrator the job id from the status URL."},
 
 	{ID: LoginFailed, Code: "invalid_grant", Status: http.StatusBadRequest, FHIRCode: "login",
 		Title: "The username or password is wrong",

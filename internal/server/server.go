@@ -97,6 +97,7 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 	s.fhir = fhir.New(fhir.Deps{
 		Store: a.Store, Tokens: s.tokens, Base: s.issuer + "/fhir", Issuer: s.issuer, Audit: aw, Log: a.Log,
 		Software: "smartgate", Version: Version, PractitionerAccess: cfg.FHIR.PractitionerAccess,
+		Exports: a.Store, ExportOpts: fhir.ExportOptions{Retention: cfg.Export.Retention.D(), MaxFileLines: cfg.Export.MaxFileResources, MaxActivePerApp: cfg.Export.MaxActivePerClient},
 		OAuthURIs: [][2]string{
 			{"token", s.issuer + "/oauth2/token"},
 			{"register", s.issuer + "/oauth2/register"},
@@ -352,6 +353,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	go s.janitor(ctx)
+	go s.fhir.RunExporter(ctx, token.NewID())
 	return nil
 }
 
@@ -395,6 +397,10 @@ func (s *Server) janitor(ctx context.Context) {
 				"authorization state": func() error { return s.app.Store.PruneAuthz(ctx, now.Add(-time.Hour)) },
 				"login sessions":      func() error { return s.app.Store.PruneLoginSessions(ctx, now) },
 				"login throttles":     func() error { return s.app.Store.PruneThrottles(ctx, now.Add(-24*time.Hour)) },
+				"expired exports": func() error {
+					_, err := s.app.Store.PruneExports(ctx, now)
+					return err
+				},
 			} {
 				if err := prune(); err != nil && ctx.Err() == nil {
 					s.log.Warn("pruning "+name+" failed", "error", err.Error())

@@ -78,6 +78,8 @@ type Exports interface {
 	// chunk is valid only during the call); ErrNotFound when the job has
 	// no such file.
 	ReadExportFile(ctx context.Context, jobID string, seq int, fn func(chunk []byte) error) error
+	// CountActiveExports counts a client's accepted and running jobs.
+	CountActiveExports(ctx context.Context, clientID string) (int, error)
 	// DeleteExportJob deletes a job and its files; ErrNotFound when unknown.
 	DeleteExportJob(ctx context.Context, id string) error
 	// PruneExports deletes the jobs (and files) that expired before now.

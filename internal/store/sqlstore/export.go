@@ -182,6 +182,13 @@ func (db *DB) ReadExportFile(ctx context.Context, jobID string, seq int, fn func
 	}
 }
 
+// CountActiveExports implements store.Exports.
+func (db *DB) CountActiveExports(ctx context.Context, clientID string) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM export_jobs WHERE client_id = ? AND status IN (?, ?)"), clientID, store.ExportAccepted, store.ExportRunning).Scan(&n)
+	return n, err
+}
+
 // DeleteExportJob implements store.Exports.
 func (db *DB) DeleteExportJob(ctx context.Context, id string) error {
 	return db.tx(ctx, 0, func(tx *sql.Tx) error {

@@ -49,6 +49,12 @@ func testExportLifecycle(t *testing.T, b Backend) {
 	if _, err := s.GetExportJob(c, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown job: %v, want ErrNotFound", err)
 	}
+	if n, err := s.CountActiveExports(c, "lab"); err != nil || n != 1 {
+		t.Errorf("CountActiveExports(lab) = %d, %v; want 1", n, err)
+	}
+	if n, err := s.CountActiveExports(c, "other"); err != nil || n != 0 {
+		t.Errorf("CountActiveExports(other) = %d, %v; want 0", n, err)
+	}
 	claimed, err := s.ClaimExportJob(c, "node-a", now, now.Add(time.Minute))
 	if err != nil || claimed.ID != "job-1" || claimed.Status != store.ExportRunning || claimed.Owner != "node-a" {
 		t.Fatalf("ClaimExportJob = %+v, %v", claimed, err)
@@ -108,6 +114,9 @@ func testExportLifecycle(t *testing.T, b Backend) {
 	}
 	if got, _ := s.GetExportJob(c, "job-1"); got.Status != store.ExportCompleted || got.Owner != "node-a" {
 		t.Errorf("completed job: %+v", got)
+	}
+	if n, _ := s.CountActiveExports(c, "lab"); n != 0 {
+		t.Errorf("CountActiveExports after completion = %d, want 0", n)
 	}
 	// A completed job is no longer the owner's to change, nor claimable.
 	if err := s.UpdateExportJob(c, "job-1", "node-a", func(j *store.ExportJob) { j.Status = store.ExportFailed }); !errors.Is(err, store.ErrNotFound) {
