@@ -96,6 +96,12 @@ func printClient(w io.Writer, v clientView) {
 	if len(v.Metadata.RedirectURIs) > 0 {
 		fmt.Fprintf(tw, "redirect_uris:\t%s\n", strings.Join(v.Metadata.RedirectURIs, " "))
 	}
+	if len(v.Metadata.PostLogoutRedirectURIs) > 0 {
+		fmt.Fprintf(tw, "post_logout_redirect_uris:\t%s\n", strings.Join(v.Metadata.PostLogoutRedirectURIs, " "))
+	}
+	if v.Metadata.InitiateLoginURI != "" {
+		fmt.Fprintf(tw, "initiate_login_uri:\t%s\n", v.Metadata.InitiateLoginURI)
+	}
 	if v.Metadata.JWKSURI != "" {
 		fmt.Fprintf(tw, "jwks_uri:\t%s\n", v.Metadata.JWKSURI)
 	}

@@ -20,9 +20,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"smartgate/internal/config"
+	"smartgate/internal/fhir"
 	"smartgate/internal/identity"
 	"smartgate/internal/oauth"
-	"smartgate/internal/store"
+	"smartgate/internal/server"
 )
 
 func launchCmd(g *globals) *cobra.Command {
@@ -56,16 +57,7 @@ EHR integrations do the same over HTTP: POST /oauth2/launch (docs/flows/ehr-laun
 				f := false
 				lr.NeedBanner = &f
 			}
-			exists := func(ctx context.Context, typ, id string) (bool, error) {
-				_, err := a.Store.ReadResource(ctx, typ, id, nil)
-				switch {
-				case err == nil:
-					return true, nil
-				case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGone):
-					return false, nil
-				}
-				return false, err
-			}
+			api := fhir.New(fhir.Deps{Store: a.Store})
 			if issuer == "" {
 				issuer = defaultIssuer(&a.Cfg.Config)
 			}
@@ -73,7 +65,7 @@ EHR integrations do the same over HTTP: POST /oauth2/launch (docs/flows/ehr-laun
 				return errors.New("--issuer is required: the public base URL of the server the app talks to (the launch URL's iss is <issuer>/fhir)")
 			}
 			issuer = strings.TrimRight(issuer, "/")
-			out, err := oauth.CreateLaunch(cmd.Context(), a.Store, reg, exists, issuer+"/fhir", lr, time.Now())
+			out, err := oauth.CreateLaunch(cmd.Context(), a.Store, reg, api.Exists, issuer+"/fhir", lr, time.Now())
 			if err != nil {
 				return err
 			}
@@ -223,9 +215,17 @@ func runTokenFlow(ctx context.Context, g *globals, server, scopes string, timeou
 	return enc.Encode(out)
 }
 
-// defaultIssuer is the configured issuer or, for a dev data dir (one
-// holding dev-users.json), the dev default http://127.0.0.1:8080.
+// defaultIssuer is the issuer of the dev server last started on this data
+// dir (it follows --listen), else the configured issuer.
 func defaultIssuer(cfg *config.Config) string {
+	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, server.DevServerFile)); err == nil {
+		var d struct {
+			Issuer string `json:"issuer"`
+		}
+		if json.Unmarshal(b, &d) == nil && d.Issuer != "" {
+			return d.Issuer
+		}
+	}
 	if cfg.Issuer != "" {
 		return cfg.Issuer
 	}

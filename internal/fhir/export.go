@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -365,10 +366,13 @@ func (a *API) exportStatus(w http.ResponseWriter, r *http.Request, id string) er
 	for _, f := range files {
 		m.Output = append(m.Output, manifestOutput{Type: f.Type, URL: a.base + "/$export-file/" + j.ID + "/" + strconv.Itoa(f.Seq) + ".ndjson", Count: f.Count})
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the request URL keeps its &
+	if err := enc.Encode(m); err != nil {
 		return problem.Internal(err)
 	}
+	b := buf.Bytes()
 	h.Set("Content-Type", "application/json")
 	h.Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
 	w.WriteHeader(http.StatusOK)

@@ -190,7 +190,7 @@ func golden(t *testing.T, name string, got []byte) {
 		pretty.Write(got)
 	}
 	masked := volatileTime.ReplaceAllString(pretty.String(), `"transactionTime": "<time>"`)
-	masked = volatileJob.ReplaceAllString(masked, "$$export-$1/<job>")
+	masked = strings.TrimSpace(volatileJob.ReplaceAllString(masked, "$$export-$1/<job>"))
 	path := filepath.Join("testdata", name)
 	if *updateGolden {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {

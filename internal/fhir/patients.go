@@ -149,13 +149,24 @@ func patientChoice(id string, body []byte) PatientChoice {
 	return c
 }
 
-// Exists reports whether a current (not deleted) resource exists.
-func (a *API) Exists(ctx context.Context, typ, id string) (bool, error) {
-	_, err := a.store.ReadResource(ctx, typ, id, nil)
+// Exists reports whether a current (not deleted) resource exists and,
+// when patient is not empty, whether it belongs with that patient: it is
+// in the patient's compartment, or it holds no patient data at all (a
+// Practitioner, a Location, ...).
+func (a *API) Exists(ctx context.Context, typ, id, patient string) (bool, error) {
+	var access store.Cond
+	if patient != "" && !patientFree[typ] {
+		if typ == "Patient" {
+			access = store.IDIn{IDs: []string{patient}}
+		} else {
+			access = compartmentCond(typ, []string{patient})
+		}
+	}
+	_, err := a.store.ReadResource(ctx, typ, id, access)
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGone):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGone), errors.Is(err, store.ErrAccessDenied):
 		return false, nil
 	}
 	return false, problem.Internal(err)

@@ -213,6 +213,7 @@ func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, c *Clie
 	v := url.Values{}
 	v.Set("error", ae.err.Entry().Code)
 	v.Set("error_description", ae.err.Description+" (request id "+requestid.From(r.Context())+")")
+	v.Set("error_uri", s.Errors.DocURL(ae.err.ID))
 	if ae.state != "" {
 		v.Set("state", ae.state)
 	}
@@ -309,6 +310,9 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values, par bool) 
 	requested, bad := scope.ParseList(q.Get("scope"))
 	if len(bad) > 0 {
 		return fail(problem.InvalidScope, "%s", scope.Describe(bad))
+	}
+	if i := slices.IndexFunc(requested, func(sc scope.Scope) bool { return sc.IsResource() && sc.Context == scope.ContextSystem }); i >= 0 && len(requested) == 1 {
+		return fail(problem.InvalidScope, "%s is a system/ scope: system/ scopes are for backend services without a user (grant_type=client_credentials with a signed client assertion, docs/flows/backend-service.md), not for a user's sign-in; ask for patient/ or user/ scopes here", requested[i].Raw)
 	}
 	launch := q.Get("launch")
 	hasRefresh := slices.Contains(c.Metadata.GrantTypes, "refresh_token")

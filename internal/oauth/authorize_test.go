@@ -119,6 +119,9 @@ func redirectError(t *testing.T, w *httptest.ResponseRecorder) url.Values {
 	if q.Get("iss") != testIssuer {
 		t.Errorf("iss = %q, want %s (RFC 9207)", q.Get("iss"), testIssuer)
 	}
+	if !strings.HasPrefix(q.Get("error_uri"), testIssuer+"/docs/errors#") {
+		t.Errorf("error_uri = %q, want the catalogue entry", q.Get("error_uri"))
+	}
 	return q
 }
 
@@ -144,7 +147,8 @@ func TestAuthorizeErrorsGoBackToTheApp(t *testing.T) {
 		{"bad max_age", func(q url.Values) { q.Set("max_age", "-3") }, "invalid_request", "max_age must be a whole number"},
 		{"malformed scope", func(q url.Values) { q.Set("scope", "patient/Observation.rx") }, "invalid_scope", "patient/Observation.rx"},
 		{"no scope", func(q url.Values) { q.Del("scope") }, "invalid_scope", "scope is missing"},
-		{"only system scopes", func(q url.Values) { q.Set("scope", "system/*.rs") }, "invalid_scope", "no scope left to grant"},
+		{"only system scopes", func(q url.Values) { q.Set("scope", "system/*.rs") }, "invalid_scope", "not for a user's sign-in"},
+		{"system scope beside others", func(q url.Values) { q.Set("scope", "system/*.rs launch") }, "invalid_scope", "no scope left to grant"},
 		{"launch without launch scope", func(q url.Values) { q.Set("launch", "abc"); q.Set("scope", "openid user/*.rs") }, "invalid_scope", "not the launch scope"},
 		{"unknown launch", func(q url.Values) { q.Set("launch", "abc"); q.Set("scope", "launch openid user/*.rs") }, "invalid_request", "the launch \"abc\" is unknown"},
 		{"request object", func(q url.Values) { q.Set("request", "eyJ...") }, "invalid_request", "request objects"},

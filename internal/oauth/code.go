@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"smartgate/internal/audit"
@@ -36,6 +37,7 @@ func (s *Server) authorizationCode(ctx context.Context, t *tokenRequest) (*issue
 				return nil, rerr
 			}
 			s.audit(ctx, audit.Event{Actor: "client:" + t.client.ID, ClientID: t.client.ID, Action: "grant.revoke", Outcome: audit.Success, Detail: detail("grant", ac.GrantID, "reason", "authorization code reuse")})
+			s.forgetConsent(ctx, ac.ClientID, ac.Subject)
 		}
 		return nil, problem.New(problem.InvalidGrant, "the code was already used; codes are single use, so the tokens issued from it were revoked to protect the user. Start the authorization again")
 	case errors.Is(err, store.ErrExpired):
@@ -203,10 +205,7 @@ func (s *Server) password(ctx context.Context, t *tokenRequest) (*issued, error)
 	}
 	l, err := s.Users.Authenticate(ctx, username, pw, httpx.ClientIP(t.r))
 	if err != nil {
-		if pe := problem.From(err); pe.ID == problem.LoginFailed {
-			return nil, problem.Wrap(problem.InvalidGrant, pe.Cause, "the username or password is wrong")
-		}
-		return nil, err
+		return nil, err // login_failed is invalid_grant (RFC 6749 section 5.2)
 	}
 	u := l.User
 	switch {
@@ -215,7 +214,7 @@ func (s *Server) password(ctx context.Context, t *tokenRequest) (*issued, error)
 	case u.Role == store.RoleAdmin:
 		return nil, problem.New(problem.PasswordGrantDisabled, "administrators may never use the password grant; use the authorization code flow")
 	case !slices.Contains(roles, u.Role):
-		return nil, problem.New(problem.PasswordGrantDisabled, "the password grant is on only for %v users, and %s is a %s", roles, u.Username, u.Role)
+		return nil, problem.New(problem.PasswordGrantDisabled, "the password grant is on only for %s users, and %s is a %s user", strings.Join(roles, " and "), u.Username, u.Role)
 	}
 	var patient string
 	granted, err := narrow(t.get("scope"), t.client.Scopes, func(sc scope.Scope) (bool, string) {

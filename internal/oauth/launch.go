@@ -38,9 +38,12 @@ type Launched struct {
 	ClientID  string `json:"client_id"`
 }
 
-// ResourceExists reports whether a FHIR resource exists (launch context
-// ids are checked before a launch is made).
-type ResourceExists func(ctx context.Context, typ, id string) (bool, error)
+// ResourceExists reports whether a FHIR resource exists and, when patient
+// is not empty, whether it may stand beside that patient in a launch
+// context (it is in the patient's compartment, or holds no patient data,
+// like a Practitioner or a Location): launch context ids are checked before
+// a launch is made.
+type ResourceExists func(ctx context.Context, typ, id, patient string) (bool, error)
 
 // CreateLaunch stores a single-use launch context bound to one client and
 // returns the app's launch URL. The CLI (smartgate launch) and POST
@@ -63,28 +66,36 @@ func CreateLaunch(ctx context.Context, st store.Store, reg *Registry, exists Res
 	if lr.Patient == "" {
 		return nil, bad("patient is missing: an EHR launch opens the app for one patient")
 	}
-	check := func(typ, id string) error {
+	check := func(typ, id, patient string) error {
 		if !scope.IsResourceType(typ) {
 			return bad("%q is not a FHIR resource type", typ)
 		}
 		if id == "" || len(id) > 64 || strings.ContainsAny(id, "/?#") {
 			return bad("%s id %q is not a FHIR id", typ, id)
 		}
-		ok, err := exists(ctx, typ, id)
+		ok, err := exists(ctx, typ, id, "")
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return bad("%s/%s does not exist", typ, id)
 		}
+		if patient != "" {
+			if ok, err = exists(ctx, typ, id, patient); err != nil {
+				return err
+			}
+			if !ok {
+				return bad("%s/%s is not part of Patient/%s's record; a launch's encounter and context belong to its patient", typ, id, patient)
+			}
+		}
 		return nil
 	}
-	if err := check("Patient", lr.Patient); err != nil {
+	if err := check("Patient", lr.Patient, ""); err != nil {
 		return nil, err
 	}
 	lc := launchContext{Patient: lr.Patient, NeedBanner: lr.NeedBanner, Intent: lr.Intent}
 	if lr.Encounter != "" {
-		if err := check("Encounter", lr.Encounter); err != nil {
+		if err := check("Encounter", lr.Encounter, lr.Patient); err != nil {
 			return nil, err
 		}
 		lc.Encounter = lr.Encounter
@@ -94,7 +105,7 @@ func CreateLaunch(ctx context.Context, st store.Store, reg *Registry, exists Res
 		if !ok {
 			return nil, bad("fhir_context %q is not a reference like DiagnosticReport/123", ref)
 		}
-		if err := check(typ, id); err != nil {
+		if err := check(typ, id, lr.Patient); err != nil {
 			return nil, err
 		}
 		b, _ := json.Marshal(map[string]string{"reference": ref})

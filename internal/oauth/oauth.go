@@ -6,6 +6,7 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -144,10 +145,13 @@ func parseForm(r *http.Request) (url.Values, error) {
 // writeJSON writes a successful OAuth response: never cached (RFC 6749
 // §5.1 requires Cache-Control: no-store and Pragma: no-cache).
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // URLs keep their & (launch_url, request_uri)
+	if err := enc.Encode(v); err != nil {
 		return problem.Internal(err)
 	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -88,6 +89,9 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request) error {
 		return problem.New(problem.RateLimited, "client %s sent more than %d token requests per second; retry after %s", c.ID, s.Config.RateLimits.TokenPerClient, httpx.RetryAfter(wait)+"s")
 	}
 	gt := form.Get("grant_type")
+	if gt == "password" && len(s.Config.Authorize.PasswordGrantRoles) == 0 {
+		return problem.New(problem.PasswordGrantDisabled, "the password grant is off on this server; use the authorization code flow with PKCE (docs/flows/), or smartgate token from a terminal. For development an operator may turn it on with authorize.password_grant_roles")
+	}
 	if gt == "" {
 		return problem.New(problem.InvalidRequest, "grant_type is missing; send grant_type=%s", strings.Join(s.GrantTypes(), " or grant_type="))
 	}
@@ -265,6 +269,7 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 	if err != nil {
 		if err == store.ErrRefreshReused {
 			s.audit(ctx, audit.Event{Actor: "client:" + t.client.ID, ClientID: t.client.ID, Action: "grant.revoke", Outcome: audit.Success, Detail: detail("grant", g.ID, "reason", "refresh token reuse")})
+			s.forgetConsent(ctx, g.ClientID, g.Subject)
 		}
 		return nil, refreshError(err)
 	}
@@ -287,6 +292,19 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 		}
 	}
 	return out, nil
+}
+
+// forgetConsent drops what a user agreed to give a client after its grant
+// was revoked for a security reason (a replayed code or refresh token): the
+// next authorization asks the user again, and nothing invisible to the
+// user at /account/apps keeps the app authorized.
+func (s *Server) forgetConsent(ctx context.Context, clientID, subject string) {
+	if subject == "" || subject == clientID {
+		return
+	}
+	if err := s.Store.DeleteConsent(ctx, clientID, subject); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.Log.Warn("forgetting consent after a grant revocation failed", "client_id", clientID, "error", err.Error())
+	}
 }
 
 func narrowRefresh(requestedRaw string, grantScopes, registered []scope.Scope) ([]scope.Scope, error) {

@@ -135,7 +135,7 @@ var entries = []Entry{
 	{ID: ClientPending, Code: "invalid_client", Status: http.StatusUnauthorized, FHIRCode: "login",
 		Title: "The client waits for approval",
 		Cause: "The client registered itself and is not yet approved: under the approval policy only public apps that ask for patient-level scopes are enabled at once; every other self-registered client, and any client whose registration widened its scopes, grant types or redirect URIs, waits for an administrator.",
-		Fix:   "Ask an administrator to review and approve it: `smartgate client enable CLIENT_ID`."},
+		Fix:   "Ask an administrator to review and approve it: `smartgate client enable CLIENT_ID`. (At the token endpoint the answer is 401; at `/oauth2/authorize` the browser gets a 403 page, without the Basic challenge that would make it show a password dialog.)"},
 	{ID: ClientDisabled, Code: "invalid_client", Status: http.StatusUnauthorized, FHIRCode: "login",
 		Title: "The client is disabled",
 		Cause: "An administrator disabled the client; every token it held was revoked.",

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,6 +44,11 @@ func Run(ctx context.Context, a *app.App, announce io.Writer) error {
 	issuer := cfg.Issuer
 	if cfg.Dev {
 		issuer = config.DevIssuerFor(ln.Addr())
+		// Commands run on the same data dir (smartgate launch, smartgate
+		// token) read the issuer from here: it follows --listen.
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, DevServerFile), []byte(fmt.Sprintf("{\"issuer\":%q}\n", issuer)), 0o600); err != nil {
+			a.Log.Warn("writing the dev server file failed", "error", err.Error())
+		}
 	}
 
 	var certs *certReloader
@@ -163,3 +169,7 @@ func LoadCertificate(certFile, keyFile string) (*tls.Certificate, error) {
 	}
 	return &cert, nil
 }
+
+// DevServerFile is the file in a dev data dir that names the running dev
+// server's issuer, for the commands run on the same data dir.
+const DevServerFile = "dev-server.json"
