@@ -40,6 +40,7 @@ type Config struct {
 	Login            Login        `yaml:"login"`
 	Authorize        Authorize    `yaml:"authorize"`
 	Export           Export       `yaml:"export"`
+	Federation       Federation   `yaml:"federation"`
 	ShutdownTimeout  Duration     `yaml:"shutdown_timeout"`
 }
 

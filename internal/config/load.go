@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -124,6 +125,18 @@ func flatten(prefix string, m map[string]any) []leaf {
 		case map[string]any:
 			out = append(out, flatten(name, x)...)
 		case []any:
+			if len(x) > 0 {
+				if _, objects := x[0].(map[string]any); objects {
+					// A list of objects (federation.providers): kept whole,
+					// as JSON, which set decodes; the environment takes the
+					// same JSON.
+					b, err := json.Marshal(x)
+					if err == nil {
+						out = append(out, leaf{name, string(b)})
+						continue
+					}
+				}
+			}
 			items := make([]string, len(x))
 			for i, it := range x {
 				items[i] = fmt.Sprint(it)
@@ -164,6 +177,8 @@ func typeName(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return "duration"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		return "list of objects"
 	case t.Kind() == reflect.Slice:
 		return "list"
 	default:
@@ -221,6 +236,17 @@ func (l *Loaded) set(name, val string) error {
 		}
 		v.SetInt(int64(n))
 	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			// JSON is YAML: decode with the yaml tags, refusing unknown keys.
+			dec := yaml.NewDecoder(strings.NewReader(val))
+			dec.KnownFields(true)
+			list := reflect.New(v.Type())
+			if err := dec.Decode(list.Interface()); err != nil {
+				return fmt.Errorf("not a list of objects as docs/configuration.md describes: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+			}
+			v.Set(list.Elem())
+			return nil
+		}
 		var items []string
 		for _, s := range strings.Split(val, ",") {
 			if s = strings.TrimSpace(s); s != "" {

@@ -143,6 +143,8 @@ func (c *Config) validate(serving bool) error {
 	default:
 		add("registration.policy", "%q is not a policy; use open (anyone may register) or token (an initial access token is required)", c.Registration.Policy)
 	}
+	c.validateProviders(add)
+	c.validateIssuers(add)
 	if c.Export.MaxFileResources < 1 {
 		add("export.max_file_resources", "must be at least 1, not %d", c.Export.MaxFileResources)
 	}
