@@ -97,7 +97,7 @@ func (db *DB) UpdateExportJob(ctx context.Context, id, owner string, fn func(j *
 			return store.ErrNotFound
 		}
 		fn(&j)
-		j.ID, j.ClientID, j.Owner = id, j.ClientID, owner
+		j.ID, j.Owner = id, owner
 		args := exportJobArgs(j)
 		_, err = tx.ExecContext(ctx, db.q("UPDATE export_jobs SET status = ?, progress = ?, error = ?, lease_until = ?, updated_at = ?, expires_at = ?, transaction_time = ? WHERE id = ?"),
 			j.Status, j.Progress, j.Error, args[9], micros(j.UpdatedAt), micros(j.ExpiresAt), args[5], id)
