@@ -67,23 +67,23 @@ func drugBySlug(s string) *drug {
 // chronic is a long-term problem, how common it is by age, and what its
 // care brings: drugs, lab panels at follow-up, a goal and maybe a device.
 type chronic struct {
-	slug     string
-	snomed   code
-	icd      code
+	slug       string
+	snomed     code
+	icd        code
 	prevalence func(age int, female bool) float64
-	drugs    []string
-	labs     []string // panel slugs ordered at follow-up visits
-	goal     goalSpec
-	device   string // device slug implanted for it (with a chance)
-	followUp bool
+	drugs      []string
+	labs       []string // panel slugs ordered at follow-up visits
+	goal       goalSpec
+	device     string // device slug implanted for it (with a chance)
+	followUp   bool
 }
 
 type goalSpec struct {
-	text            string
-	measure         code
-	low, high       float64 // target range; a missing low is 0 (then "<" high)
-	unit, ucum      string
-	places          int
+	text       string
+	measure    code
+	low, high  float64 // target range; a missing low is 0 (then "<" high)
+	unit, ucum string
+	places     int
 }
 
 func adultBands(young, mid, old float64) func(int, bool) float64 {
@@ -189,7 +189,7 @@ type acute struct {
 	snomed, icd code
 	symptom     code // the reason for the visit
 	drug        string
-	days        int // days until it resolved
+	days        int  // days until it resolved
 	child       bool // also (or only, for otitis) in children
 	adultOnly   bool
 }

@@ -65,7 +65,7 @@ var exceptions = func() map[string][]exception {
 			{path: "Observation.component:Concentration.valueQuantity.code", why: "only on supplemental oxygen"},
 			{path: "Observation.component.dataAbsentReason", never: true, why: "the oxygen flow and concentration components are recorded only when known"},
 		},
-		"us-core-observation-lab":             {{path: "Observation.dataAbsentReason", why: "only when a result could not be reported"}},
+		"us-core-observation-lab": {{path: "Observation.dataAbsentReason", why: "only when a result could not be reported"}},
 		"us-core-observation-clinical-result": {
 			{path: "Observation.dataAbsentReason", why: "only for a non-diagnostic study"},
 			{path: "Observation.value[x]", why: "absent from a non-diagnostic study (which has a dataAbsentReason instead)"},
@@ -82,7 +82,7 @@ var exceptions = func() map[string][]exception {
 		"us-core-condition-encounter-diagnosis": {
 			{path: "Condition.abatement[x]", why: "only once the illness resolved"},
 		},
-		"us-core-immunization":        {{path: "Immunization.statusReason", why: "only for vaccines not given"}},
+		"us-core-immunization":       {{path: "Immunization.statusReason", why: "only for vaccines not given"}},
 		"us-core-allergyintolerance": {{path: "AllergyIntolerance.reaction", why: "a 'no known allergy' record has none"}, {path: "AllergyIntolerance.reaction.manifestation", why: "a 'no known allergy' record has none"}},
 	}
 	for _, p := range singleValueVitals {

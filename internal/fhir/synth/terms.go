@@ -250,14 +250,14 @@ var (
 
 // Relationships.
 var (
-	relSelf   = tho("subscriber-relationship", "self", "Self")
-	relChild  = tho("subscriber-relationship", "child", "Child")
-	relSpouse = tho("subscriber-relationship", "spouse", "Spouse")
-	nextOfKin = tho("v2-0131", "N", "Next-of-Kin")
+	relSelf      = tho("subscriber-relationship", "self", "Self")
+	relChild     = tho("subscriber-relationship", "child", "Child")
+	relSpouse    = tho("subscriber-relationship", "spouse", "Spouse")
+	nextOfKin    = tho("v2-0131", "N", "Next-of-Kin")
 	emergContact = tho("v2-0131", "C", "Emergency Contact")
-	roleMother = tho("v3-RoleCode", "MTH", "mother")
-	roleFather = tho("v3-RoleCode", "FTH", "father")
-	roleSpouse = tho("v3-RoleCode", "SPS", "spouse")
-	roleDau    = tho("v3-RoleCode", "DAU", "natural daughter")
-	roleSon    = tho("v3-RoleCode", "SON", "natural son")
+	roleMother   = tho("v3-RoleCode", "MTH", "mother")
+	roleFather   = tho("v3-RoleCode", "FTH", "father")
+	roleSpouse   = tho("v3-RoleCode", "SPS", "spouse")
+	roleDau      = tho("v3-RoleCode", "DAU", "natural daughter")
+	roleSon      = tho("v3-RoleCode", "SON", "natural son")
 )

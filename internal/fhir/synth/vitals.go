@@ -74,7 +74,6 @@ func bmiAt(age float64) float64 {
 	return 24
 }
 
-
 // vital adds one single-value vital sign; the caller may change the body
 // before it is added through the returned function.
 func (c *chart) vital(s vitalSign, v *visit, at time.Time, value float64, extra ...member) string {
