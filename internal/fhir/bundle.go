@@ -23,17 +23,21 @@ type bundleIn struct {
 	Entry        []struct {
 		FullURL  string          `json:"fullUrl"`
 		Resource json.RawMessage `json:"resource"`
-		Request  *struct {
-			Method      string `json:"method"`
-			URL         string `json:"url"`
-			IfNoneExist string `json:"ifNoneExist"`
-			IfMatch     string `json:"ifMatch"`
-		} `json:"request"`
+		Request  *entryRequest   `json:"request"`
 	} `json:"entry"`
 }
 
-// maxBundleEntries bounds one batch or transaction.
-const maxBundleEntries = 1000
+// entryRequest is Bundle.entry.request.
+type entryRequest struct {
+	Method      string `json:"method"`
+	URL         string `json:"url"`
+	IfNoneExist string `json:"ifNoneExist"`
+	IfMatch     string `json:"ifMatch"`
+}
+
+// MaxBundleEntries bounds one batch or transaction (the REST API's and
+// smartgate import's transactions alike).
+const MaxBundleEntries = 1000
 
 // entryOp is one parsed Bundle entry.
 type entryOp struct {
@@ -54,37 +58,54 @@ func (a *API) bundle(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err != nil {
 		return err
 	}
-	var in bundleIn
-	if err := json.Unmarshal(body, &in); err != nil {
-		return problem.Wrap(problem.ResourceInvalid, err, "the body is not a FHIR Bundle: it must be a JSON object with resourceType Bundle, a type, and entry as an array of objects with request.method, request.url and, for POST and PUT, resource")
+	typ, ops, err := a.parseBundle(body)
+	if err != nil {
+		return err
 	}
-	if len(in.Entry) > maxBundleEntries {
-		return problem.New(problem.RequestTooLarge, "a batch or transaction Bundle may hold at most %d entries, this one has %d; split it", maxBundleEntries, len(in.Entry))
-	}
-	if in.ResourceType != "Bundle" || (in.Type != "batch" && in.Type != "transaction") {
-		return problem.New(problem.InvalidRequest, "POST /fhir takes a Bundle of type batch or transaction (got resourceType %q, type %q)", clip(in.ResourceType), clip(in.Type))
-	}
-	ops := make([]entryOp, len(in.Entry))
-	for i, e := range in.Entry {
-		op, err := a.parseEntry(i, e.FullURL, e.Resource, e.Request)
-		if err != nil && in.Type == "transaction" {
-			return problem.New(problem.TransactionFailed, "%s; nothing was applied", problem.From(err).Description)
+	if typ == "transaction" {
+		if _, err := firstEntryError(ops); err != nil {
+			return err
 		}
-		op.err = err
-		ops[i] = op
-	}
-	if in.Type == "transaction" {
 		return a.transaction(w, r, c, ops)
 	}
 	return a.batch(w, r, c, ops)
 }
 
-func (a *API) parseEntry(i int, fullURL string, resource json.RawMessage, req *struct {
-	Method      string `json:"method"`
-	URL         string `json:"url"`
-	IfNoneExist string `json:"ifNoneExist"`
-	IfMatch     string `json:"ifMatch"`
-}) (entryOp, error) {
+// parseBundle reads a batch or transaction Bundle into its entries; an
+// entry that cannot be read carries its error (a batch answers it alone,
+// a transaction fails: firstEntryError).
+func (a *API) parseBundle(body []byte) (string, []entryOp, error) {
+	var in bundleIn
+	if err := json.Unmarshal(body, &in); err != nil {
+		return "", nil, problem.Wrap(problem.ResourceInvalid, err, "the body is not a FHIR Bundle: it must be a JSON object with resourceType Bundle, a type, and entry as an array of objects with request.method, request.url and, for POST and PUT, resource")
+	}
+	if len(in.Entry) > MaxBundleEntries {
+		return "", nil, problem.New(problem.RequestTooLarge, "a batch or transaction Bundle may hold at most %d entries, this one has %d; split it", MaxBundleEntries, len(in.Entry))
+	}
+	if in.ResourceType != "Bundle" || (in.Type != "batch" && in.Type != "transaction") {
+		return "", nil, problem.New(problem.InvalidRequest, "POST /fhir takes a Bundle of type batch or transaction (got resourceType %q, type %q)", clip(in.ResourceType), clip(in.Type))
+	}
+	ops := make([]entryOp, len(in.Entry))
+	for i, e := range in.Entry {
+		op, err := a.parseEntry(i, e.FullURL, e.Resource, e.Request)
+		op.err = err
+		ops[i] = op
+	}
+	return in.Type, ops, nil
+}
+
+// firstEntryError is the error of a transaction with an entry that could
+// not be read, and that entry's index.
+func firstEntryError(ops []entryOp) (int, error) {
+	for i, op := range ops {
+		if op.err != nil {
+			return i, problem.New(problem.TransactionFailed, "%s; nothing was applied", problem.From(op.err).Description)
+		}
+	}
+	return -1, nil
+}
+
+func (a *API) parseEntry(i int, fullURL string, resource json.RawMessage, req *entryRequest) (entryOp, error) {
 	op := entryOp{index: i, fullURL: fullURL}
 	if req == nil || req.Method == "" || req.URL == "" {
 		return op, problem.New(problem.InvalidRequest, "entry %d has no request.method and request.url", i)
@@ -135,6 +156,20 @@ func (a *API) parseEntry(i int, fullURL string, resource json.RawMessage, req *s
 // transaction applies every entry or none.
 func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops []entryOp) error {
 	ctx := r.Context()
+	results, _, err := a.runTransaction(ctx, c, ops, nil)
+	if err != nil {
+		a.record(ctx, c, "fhir.transaction", "failure", auditDetail("entries", strconv.Itoa(len(ops))))
+		return err
+	}
+	a.record(ctx, c, "fhir.transaction", "success", auditDetail("entries", strconv.Itoa(len(ops))))
+	return a.writeResponseBundle(w, r, "transaction-response", ops, results, nil)
+}
+
+// runTransaction applies every entry of a transaction or none, and on
+// failure also returns the index of the entry that failed (-1 when none
+// did: the store failed). wrap, when not nil, decorates the transaction's
+// store view (smartgate import's unchanged check, import.go).
+func (a *API) runTransaction(ctx context.Context, c *caller, ops []entryOp, wrap func(store.FHIRTx) store.FHIRTx) ([]result, int, error) {
 	// FHIR R4 §3.1.0.11.2: deletes, then creates, then updates, then reads.
 	rank := map[string]int{"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 	order := make([]int, len(ops))
@@ -143,7 +178,9 @@ func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops
 	}
 	sort.SliceStable(order, func(x, y int) bool { return rank[ops[order[x]].method] < rank[ops[order[y]].method] })
 	results := make([]result, len(ops))
+	failed := -1
 	fail := func(i int, err error) error {
+		failed = i
 		pe := problem.From(err)
 		if pe.ID == problem.InternalError {
 			return pe
@@ -156,6 +193,9 @@ func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops
 		return &e
 	}
 	err := a.store.WriteFHIR(ctx, func(tx store.FHIRTx) error {
+		if wrap != nil {
+			tx = wrap(tx)
+		}
 		// The ids of creates, and the references that name them by fullUrl
 		// (urn:uuid:... or any other) rewritten to Type/id. A conditional
 		// create that matches an existing resource is that resource.
@@ -205,11 +245,9 @@ func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops
 		return nil
 	})
 	if err != nil {
-		a.record(ctx, c, "fhir.transaction", "failure", auditDetail("entries", strconv.Itoa(len(ops))))
-		return err
+		return nil, failed, err
 	}
-	a.record(ctx, c, "fhir.transaction", "success", auditDetail("entries", strconv.Itoa(len(ops))))
-	return a.writeResponseBundle(w, r, "transaction-response", ops, results, nil)
+	return results, -1, nil
 }
 
 // batch applies each entry on its own; a failed entry carries its
