@@ -119,7 +119,9 @@ func TestIssuersValidate(t *testing.T) {
 		{"scope_map to nothing", func(e *ExternalIssuer) { e.ScopeMap = map[string]string{"x": ""} }, "federation.issuers[0].scope_map", []string{"maps to nothing"}},
 		{"skew too long", func(e *ExternalIssuer) { e.MaxSkew = Duration(10 * time.Minute) }, "federation.issuers[0].max_skew", []string{"between 0s and 5m0s"}},
 		{"skew without a unit", func(e *ExternalIssuer) { e.MaxSkew = 60 }, "federation.issuers[0].max_skew", []string{"unit"}},
-		{"introspection without credentials", func(e *ExternalIssuer) { e.Introspection = &IssuerIntrospection{URL: "https://kc.example.org/introspect"} }, "federation.issuers[0].introspection", []string{"client_id and client_secret"}},
+		{"introspection without credentials", func(e *ExternalIssuer) {
+			e.Introspection = &IssuerIntrospection{URL: "https://kc.example.org/introspect"}
+		}, "federation.issuers[0].introspection", []string{"client_id and client_secret"}},
 		{"introspection cached too long", func(e *ExternalIssuer) {
 			e.Introspection = &IssuerIntrospection{ClientID: "a", ClientSecret: "b", CacheTTL: Duration(time.Hour)}
 		}, "federation.issuers[0].introspection.cache_ttl", []string{"between 1s and 10m0s"}},
