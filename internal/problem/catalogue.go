@@ -25,6 +25,9 @@ const (
 	NotReady              ID = "not_ready"
 	DiscoveryNotAvailable ID = "discovery_not_available"
 	SigningKeyUnavailable ID = "signing_key_unavailable"
+	// ExternalIssuerUnavailable: a trusted external issuer's keys or
+	// introspection endpoint could not be reached (federation.issuers).
+	ExternalIssuerUnavailable ID = "external_issuer_unavailable"
 
 	InvalidClient              ID = "invalid_client"
 	ClientAssertionInvalid     ID = "client_assertion_invalid"
@@ -78,6 +81,16 @@ const (
 	LaunchInvalid           ID = "launch_invalid"
 	PasswordGrantDisabled   ID = "password_grant_disabled"
 
+	UpstreamUnavailable     ID = "upstream_unavailable"
+	UpstreamClientRejected  ID = "upstream_client_rejected"
+	UpstreamError           ID = "upstream_error"
+	UpstreamDenied          ID = "upstream_denied"
+	UpstreamIDTokenInvalid  ID = "upstream_id_token_invalid"
+	UpstreamStateInvalid    ID = "upstream_state_invalid"
+	UpstreamNotLinked       ID = "upstream_not_linked"
+	UpstreamAccountDisabled ID = "upstream_account_disabled"
+	UpstreamClaimsInvalid   ID = "upstream_claims_invalid"
+
 	ConfigInvalid       ID = "config_invalid"
 	InsecureIssuer      ID = "insecure_issuer"
 	KEKMissing          ID = "kek_missing"
@@ -123,6 +136,10 @@ var entries = []Entry{
 		Title: "No signing key available",
 		Cause: "The node holds no usable signing key for the algorithm, usually because the key-encryption key (KEK) it was given cannot decrypt the stored keys.",
 		Fix:   "Operators: run `smartgate doctor`; give the node the KEK the keys are encrypted under (see docs/operations.md, \"Keys and the KEK\")."},
+	{ID: ExternalIssuerUnavailable, Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, FHIRCode: "transient",
+		Title: "The token's issuer could not be reached",
+		Cause: "The access token comes from an external issuer an administrator trusts (federation.issuers), and smartgate could not fetch that issuer's discovery document or signing keys (JWK Set), or its introspection endpoint did not answer, so the token can be neither accepted nor refused. The token itself may be fine.",
+		Fix:   "Retry a little later. Operators: the log line with the request id names the URL and the failure; check that smartgate reaches the issuer (allow_private for an issuer on a private network) and that the introspection credentials are right (see docs/federation.md)."},
 
 	{ID: InvalidClient, Code: "invalid_client", Status: http.StatusUnauthorized, FHIRCode: "login",
 		Title: "Client authentication failed",
@@ -320,6 +337,43 @@ var entries = []Entry{
 		Title: "The password grant is not allowed for this user",
 		Cause: "The resource owner password grant is off by default and, when `authorize.password_grant_roles` turns it on, only for the listed roles; never for administrators or users with two-factor login.",
 		Fix:   "Use the authorization code flow with PKCE (docs/flows/). For development only, an operator may list the role in `authorize.password_grant_roles`."},
+
+	{ID: UpstreamUnavailable, Code: "temporarily_unavailable", Status: http.StatusBadGateway, FHIRCode: "transient",
+		Title: "The identity provider cannot be reached",
+		Cause: "smartgate could not read the provider's discovery document (<issuer>/.well-known/openid-configuration), its keys or its token endpoint: the provider is down, the issuer URL is wrong, a firewall or TLS certificate stands in the way, or it lives on a private address and the provider's `allow_private` is off. The server log names the URL and the failure.",
+		Fix:   "Users: sign in another way or try again later. Administrators: check that `curl <issuer>/.well-known/openid-configuration` works from the smartgate host, that `issuer` in `federation.providers` is exactly the provider's issuer, and set `allow_private: true` for a provider on an internal network (docs/federation.md)."},
+	{ID: UpstreamClientRejected, Code: "server_error", Status: http.StatusBadGateway, FHIRCode: "security",
+		Title: "The identity provider refused smartgate's client credentials",
+		Cause: "The provider's token endpoint answered invalid_client or unauthorized_client: the `client_id`, `client_secret` or private key of the provider's entry in `federation.providers` does not match the client registered at the provider, the client is disabled there, or it may not use the authorization code flow.",
+		Fix:   "Administrators: compare `client_id` and `client_secret` with the client at the provider (in Keycloak: Clients > the client > Credentials), or register the public key of `private_key_file`; make sure the client has the standard (authorization code) flow on and the redirect URI <issuer>/login/callback. docs/federation.md walks through it."},
+	{ID: UpstreamError, Code: "server_error", Status: http.StatusBadGateway, FHIRCode: "exception",
+		Title: "The identity provider returned an error",
+		Cause: "The provider sent the browser back with an error other than a refusal by the user (for example invalid_scope, unauthorized_client or server_error), or refused to exchange the code. The page quotes the provider's error and its description.",
+		Fix:   "Users: try again; if it persists, give the administrator the request id. Administrators: the provider's own log explains its error; common causes are scopes in `scopes` the client may not ask for, or a redirect URI other than <issuer>/login/callback registered at the provider."},
+	{ID: UpstreamDenied, Code: "access_denied", Status: http.StatusForbidden, FHIRCode: "security",
+		Title: "The sign-in at the identity provider was cancelled",
+		Cause: "The user cancelled the sign-in or refused consent at the provider, which answered access_denied. Nothing was signed in.",
+		Fix:   "Go back to the sign-in page and sign in again, at the provider or with a local account."},
+	{ID: UpstreamIDTokenInvalid, Code: "server_error", Status: http.StatusBadGateway, FHIRCode: "security",
+		Title: "The identity provider's id_token is not valid",
+		Cause: "smartgate checks every id_token fully (OpenID Connect Core §3.1.3.7): the signature against the provider's published keys, iss, aud (smartgate's client_id), azp, exp and iat, and the nonce of this sign-in; and the UserInfo response must name the same sub. One of the checks failed; the server log says which. A clock far off on either side, a provider that signs with a key it does not publish, or a replayed response cause it.",
+		Fix:   "Users: sign in again. Administrators: check both machines' clocks (NTP), that the provider's `issuer` is exactly the one configured, and that it signs id_tokens with an asymmetric algorithm (RS256 or ES256) and publishes the key at its jwks_uri."},
+	{ID: UpstreamStateInvalid, Code: "invalid_request", Status: http.StatusBadRequest, FHIRCode: "security",
+		Title: "The answer of the identity provider does not belong to this sign-in",
+		Cause: "The provider sent the browser back to /login/callback, but the `state` is missing, altered, expired (a sign-in must finish within `authorize.request_ttl`), or was started in another browser: smartgate binds each sign-in to a short-lived cookie of the browser that began it, so that nobody can complete a sign-in for someone else (RFC 6749 §10.12).",
+		Fix:   "Start again from the app (or the sign-in page) in the same browser, with cookies allowed for this site, and finish the sign-in at the provider without opening it in another browser."},
+	{ID: UpstreamNotLinked, Code: "access_denied", Status: http.StatusForbidden, FHIRCode: "security",
+		Title: "This account is not linked to a smartgate user",
+		Cause: "The provider signed the user in, but its identity (provider id and `sub`) is linked to no smartgate user; it could not be matched to one (`match_claim`: a verified email equal to a username) and may not be provisioned (`provisioning`: off, an unverified email, or an email domain not listed).",
+		Fix:   "Users: ask the administrator to link your account; the page shows the exact command. Administrators: run `smartgate user link --username USER --provider ID --subject SUB` with the values the page shows, or turn on matching or provisioning for the provider (docs/federation.md)."},
+	{ID: UpstreamAccountDisabled, Code: "access_denied", Status: http.StatusForbidden, FHIRCode: "security",
+		Title: "The linked smartgate user is disabled",
+		Cause: "The provider signed the user in, and the identity is linked to a smartgate user that an administrator disabled.",
+		Fix:   "Administrators: `smartgate user enable USERNAME` if the user should sign in again."},
+	{ID: UpstreamClaimsInvalid, Code: "access_denied", Status: http.StatusForbidden, FHIRCode: "security",
+		Title: "The identity provider's claims cannot make a smartgate user",
+		Cause: "Provisioning (or a trusted role) needs claims that smartgate can use, and one is not: the email is not a valid username (at most 64 characters of letters, digits and . _ @ + -), or the fhirUser claim does not name a resource of the user's role (Patient/id for a patient, Practitioner/id for a practitioner, RelatedPerson/id for a related person). The page names the claim and its value.",
+		Fix:   "Administrators: correct the user's attribute or the protocol mapper at the provider (docs/federation.md), or create and link the user by hand (`smartgate user create`, then `smartgate user link`)."},
 
 	{ID: ConfigInvalid, Code: "config_invalid",
 		Title: "The configuration is invalid",
