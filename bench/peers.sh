@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# bench/peers.sh: the token endpoint and introspection over real HTTP on
-# loopback, smartgate side by side with two peers, in the same run on this
-# machine:
+# bench/peers.sh: the token endpoint, introspection and the browser flow
+# over real HTTP on loopback, smartgate side by side with two peers, in the
+# same run on this machine:
 #
 #   smartgate       serve --dev on SQLite, rate limits off, log level warn
 #                   (no line per request, like the peers)
@@ -21,6 +21,26 @@
 #   cc-jwt-es384  client_credentials, private_key_jwt, ES384 assertions
 #   introspect    RFC 7662 by a resource server, over a pool of POOL
 #                 distinct tokens minted from that server before the runs
+#   authcode      whole authorization-code flows of a public client (PKCE
+#                 S256, state, nonce, scope openid offline_access; for
+#                 smartgate also user/Patient.rs and aud) with an existing
+#                 login session and remembered consent: authorize, its
+#                 redirects up to the 303 to the redirect_uri, then the
+#                 code exchange; one flow per completed exchange
+#   refresh       refresh_token grants of the same client, each load client
+#                 its own chain of rotating refresh tokens
+#
+# In authcode and refresh, every load client is a browser with its own
+# cookie jar: before the warm-up of each run it signs in and consents once
+# (smartgate: its /login and /consent pages as the demo practitioner;
+# hydra: a login and consent provider built into the load generator, over
+# Hydra's admin API, remember=true; oidc-provider: the peer's
+# /interaction/ endpoint accepts at once). Hydra sends every flow through
+# its login and consent provider, even a remembered one (skip=true), so
+# its flows take 8 HTTP requests, against 2 for the others. Hydra's
+# authcode runs with HYDRA_FLOW_CONCURRENCY (1) clients: on its SQLite
+# database, two concurrent flows deadlock in its store ("database is
+# locked" after the 5 s busy timeout), see docs/performance.md.
 #
 # The same client key pairs (RS384: RSA 2048; ES384: P-384) are registered
 # with every server. The load generator signs each run's assertions (a
@@ -41,11 +61,13 @@
 # prints every run as a JSON line and then one table of medians, and checks
 # the targets of the token-endpoint issue (smartgate = the warn-level one).
 #
-# Usage: ./bench/peers.sh     (about 20 minutes, 8 of them signing
+# Usage: ./bench/peers.sh     (about 27 minutes, 8 of them signing
 #                             assertions; plus ~3 minutes for the first
 #                             Hydra build, which is then cached)
+#        MODES="authcode refresh" ./bench/peers.sh   (about 8 minutes)
 # Environment: ROUNDS (3), SECONDS_PER_RUN (10), CONCURRENCY (16),
-#   POOL (10000), MODES, TARGETS (space separated; default all four),
+#   POOL (10000), MODES, TARGETS (space separated; default all of each),
+#   HYDRA_FLOW_CONCURRENCY (1: Hydra's clients in authcode),
 #   SMARTGATE_INFO (1), QUIET_WAIT (30), PRESIGN (1), LOAD_CLIENT (raw, the
 #   default, or nethttp: the load generator's HTTP client, see
 #   bench/cmd/load/send.go), LOAD_GOMAXPROCS (the load generator's
@@ -63,7 +85,11 @@ ROUNDS=${ROUNDS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONCURRENCY=${CONCURRENCY:-16}
 POOL=${POOL:-10000}
-MODES=${MODES:-"cc-secret cc-jwt-rs384 cc-jwt-es384 introspect"}
+MODES=${MODES:-"cc-secret cc-jwt-rs384 cc-jwt-es384 introspect authcode refresh"}
+HYDRA_FLOW_CONCURRENCY=${HYDRA_FLOW_CONCURRENCY:-1}
+# The browser-flow modes' public client; the URI is never dialled (the load
+# generator stops at the redirect to it).
+REDIRECT_URI=http://127.0.0.1/callback
 if [ "${SMARTGATE_INFO:-1}" = 1 ]; then
   TARGETS=${TARGETS:-"smartgate smartgate-info hydra oidc-provider"}
 else
@@ -176,8 +202,10 @@ echo "== client keys (the same for every server)"
 "$load" keygen -alg RS384 -kid bench-rs384 -key "$tmp/rs384.pem" -jwks "$tmp/rs384.jwks"
 "$load" keygen -alg ES384 -kid bench-es384 -key "$tmp/es384.pem" -jwks "$tmp/es384.jwks"
 
-# Per target: process id, endpoints, and the clients of each mode.
-declare -A pid token_url introspect_url secret_id secret rs_id es_id intro_id intro_secret
+# Per target: process id, endpoints, and the clients of each mode; for
+# authcode and refresh the authorization endpoint, the public app client and
+# the load generator's flags for signing in (flow_args, word-split).
+declare -A pid token_url introspect_url secret_id secret rs_id es_id intro_id intro_secret authorize_url app_id flow_args
 
 start_smartgate() { # name, extra environment
   local name=$1 data=$tmp/$1-data; shift
@@ -200,6 +228,17 @@ start_smartgate() { # name, extra environment
   es_id[$name]=$(jq -r .client_id <<<"$c")
   c=$(sg --type confidential-symmetric --introspect-any) || die "smartgate client create failed"
   intro_id[$name]=$(jq -r .client_id <<<"$c"); intro_secret[$name]=$(jq -r .client_secret <<<"$c")
+  # The browser flow: a public app with user/ scopes (a practitioner needs
+  # no patient picker), the demo practitioner of dev-users.json.
+  c=$("$tmp/smartgate" client create --dev --data-dir "$data" --name bench-app --type public -o json --redirect-uri "$REDIRECT_URI" \
+    --scope "openid offline_access user/Patient.rs" --grant-type authorization_code --grant-type refresh_token) || die "smartgate client create failed"
+  app_id[$name]=$(jq -r .client_id <<<"$c")
+  authorize_url[$name]=$base/oauth2/authorize
+  local user pw
+  user=$(jq -r '[.[] | select(.role == "practitioner")][0].username' "$data/dev-users.json")
+  pw=$(jq -r '[.[] | select(.role == "practitioner")][0].password' "$data/dev-users.json")
+  [ -n "$user" ] && [ "$user" != null ] || die "no demo practitioner in $data/dev-users.json"
+  flow_args[$name]="-login smartgate -username $user -password $pw -scope openid+offline_access+user/Patient.rs -authorize-params aud=$base/fhir"
 }
 
 start_hydra() {
@@ -209,6 +248,7 @@ start_hydra() {
   "$h" migrate sql -e --yes >"$tmp/hydra-migrate.log" 2>&1 || { cat "$tmp/hydra-migrate.log" >&2; die "hydra migrate sql failed"; }
   env SECRETS_SYSTEM="$(head -c 24 /dev/urandom | base64)" URLS_SELF_ISSUER="http://127.0.0.1:$pub" \
     SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$pub" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$adm" \
+    URLS_LOGIN=http://127.0.0.1:9/login URLS_CONSENT=http://127.0.0.1:9/consent \
     LOG_LEVEL=warn SQA_OPT_OUT=true \
     "$h" serve all --dev --sqa-opt-out >"$tmp/hydra.out" 2>"$tmp/hydra.log" &
   pids+=($!)
@@ -235,6 +275,16 @@ start_hydra() {
     if [ $alg = rs384 ]; then rs_id[hydra]=$(jq -r .client_id <<<"$c"); else es_id[hydra]=$(jq -r .client_id <<<"$c"); fi
   done
   intro_id[hydra]=; intro_secret[hydra]=
+  # The browser flow: its login and consent provider is the load generator
+  # (URLS_LOGIN and URLS_CONSENT above are never dialled: the load
+  # generator takes the challenge from the redirect and answers it over
+  # the admin API).
+  c=$("$h" create oauth2-client -e "http://127.0.0.1:$adm" --format json --name bench-app \
+    --grant-type authorization_code,refresh_token --response-type code --scope openid,offline_access \
+    --redirect-uri "$REDIRECT_URI" --token-endpoint-auth-method none) || die "hydra create oauth2-client failed"
+  app_id[hydra]=$(jq -r .client_id <<<"$c")
+  authorize_url[hydra]=http://127.0.0.1:$pub/oauth2/auth
+  flow_args[hydra]="-login hydra -hydra-admin http://127.0.0.1:$adm -username bench-user"
 }
 
 start_oidc_provider() {
@@ -247,7 +297,9 @@ start_oidc_provider() {
      grant_types: ["client_credentials"], redirect_uris: [], response_types: [], scope: "system/Patient.rs"},
     {client_id: "bench-es384", token_endpoint_auth_method: "private_key_jwt", token_endpoint_auth_signing_alg: "ES384", jwks: $es[0],
      grant_types: ["client_credentials"], redirect_uris: [], response_types: [], scope: "system/Patient.rs"},
-    {client_id: "bench-introspector", client_secret: $s2, grant_types: [], redirect_uris: [], response_types: []}]' >"$tmp/oidc-clients.json"
+    {client_id: "bench-introspector", client_secret: $s2, grant_types: [], redirect_uris: [], response_types: []},
+    {client_id: "bench-app", token_endpoint_auth_method: "none", grant_types: ["authorization_code", "refresh_token"],
+     response_types: ["code"], redirect_uris: [$redirect], scope: "openid offline_access"}]' --arg redirect "$REDIRECT_URI" >"$tmp/oidc-clients.json"
   (cd "$peer" && BENCH_CLIENTS="$tmp/oidc-clients.json" NODE_ENV=production PORT=0 exec node server.mjs) \
     >"$tmp/oidc-provider.out" 2>"$tmp/oidc-provider.log" &
   pids+=($!)
@@ -259,6 +311,9 @@ start_oidc_provider() {
   secret_id[oidc-provider]=bench-secret; secret[oidc-provider]=$s1
   rs_id[oidc-provider]=bench-rs384; es_id[oidc-provider]=bench-es384
   intro_id[oidc-provider]=bench-introspector; intro_secret[oidc-provider]=$s2
+  app_id[oidc-provider]=bench-app
+  authorize_url[oidc-provider]=$base/auth
+  flow_args[oidc-provider]="-login oidc-provider"
 }
 
 echo "== start"
@@ -300,6 +355,13 @@ run() {
       args=(-url "${introspect_url[$t]}" -target "$t" -mode "$m" -c "$CONCURRENCY" -pid "${pid[$t]}" -tokens "$tmp/$t.pool")
       [ -z "${intro_id[$t]}" ] || args+=(-client-id "${intro_id[$t]}" -client-secret "${intro_secret[$t]}")
       ;;
+    authcode | refresh)
+      # shellcheck disable=SC2206 # flow_args holds flags, split on purpose
+      args+=(-authorize-url "${authorize_url[$t]}" -client-id "${app_id[$t]}" -redirect-uri "$REDIRECT_URI" ${flow_args[$t]})
+      # "+" stands for a space in the scope of flow_args (word-split above).
+      for i in "${!args[@]}"; do [ "${args[$i]}" != -scope ] || args[i+1]=${args[i+1]//+/ }; done
+      if [ "$t" = hydra ] && [ "$m" = authcode ]; then args+=(-c "$HYDRA_FLOW_CONCURRENCY"); fi
+      ;;
   esac
   case $m in cc-jwt-*) [ "$PRESIGN" = 1 ] || args+=(-presign=false) ;; esac
   [ -z "${LOAD_CLIENT:-}" ] || args+=(-client "$LOAD_CLIENT")
@@ -337,11 +399,22 @@ if [ -s "$tmp/load.err" ]; then
   head -n 20 "$tmp/load.err"
 fi
 
-storage() {
-  case $1 in
-    smartgate*) echo "secrets SHA-256; tokens stateless ES256 JWT (not stored)" ;;
-    hydra) echo "secrets PBKDF2-SHA256 25k; tokens opaque HMAC, SQL row each" ;;
-    oidc-provider) echo "secrets plaintext (constant-time compare); tokens opaque, in-memory adapter (LRU enlarged to 200k)" ;;
+storage() { # target mode
+  case $2 in
+    authcode | refresh)
+      case $1 in
+        smartgate*) echo "public client; codes, grants, refresh tokens SHA-256-hashed SQLite rows; access token ES256 JWT; id_token RS256 (RSA 2048)" ;;
+        hydra) echo "public client; codes, tokens opaque HMAC, SQL rows; flow state in encrypted challenges; id_token RS256 (RSA 4096)" ;;
+        oidc-provider) echo "public client; codes, tokens, sessions, grants in the in-memory adapter; id_token RS256 (RSA 2048)" ;;
+      esac
+      ;;
+    *)
+      case $1 in
+        smartgate*) echo "secrets SHA-256; tokens stateless ES256 JWT (not stored)" ;;
+        hydra) echo "secrets PBKDF2-SHA256 25k; tokens opaque HMAC, SQL row each" ;;
+        oidc-provider) echo "secrets plaintext (constant-time compare); tokens opaque, in-memory adapter (LRU enlarged to 200k)" ;;
+      esac
+      ;;
   esac
 }
 
@@ -353,18 +426,21 @@ summary=$tmp/summary.jsonl
 jq -s -c 'def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
   group_by(.mode + " " + .target)[] | {mode: .[0].mode, target: .[0].target, rps: (map(.rps) | median), p50: (map(.p50_ms) | median),
   p99: (map(.p99_ms) | median), cpu: (map(.server_cpu_us_per_req) | median), cores: (map(.server_cpu_cores) | median),
-  rss: (map(.server_rss_mb) | max), client: (map(.client_cpu_us_per_req) | median), errors: (map(.errors) | add), other: (map(.other_cpu_cores) | max)}' "$results" >"$summary"
+  rss: (map(.server_rss_mb) | max), client: (map(.client_cpu_us_per_req) | median), errors: (map(.errors) | add), other: (map(.other_cpu_cores) | max),
+  http: (map(.http_per_op // 0) | median), c: (map(.concurrency) | max)}' "$results" >"$summary"
 for m in $MODES; do
   for t in $TARGETS; do
     jq -r --arg m "$m" --arg t "$t" 'select(.mode == $m and .target == $t) |
       [.mode, .target, (.rps | round), .p50, .p99, .cpu, .cores, .rss, .client, .errors, .other] | @tsv' "$summary" |
       while IFS=$'\t' read -r mm tt rps p50 p99 cpu cores rss cli errs oth; do
-        printf '| %-12s | %-14s | %7s | %6s | %6s | %13s | %12s | %7s | %13s | %6s | %11s | %s |\n' "$mm" "$tt" "$rps" "$p50" "$p99" "$cpu" "$cores" "$rss" "$cli" "$errs" "$oth" "$(storage "$tt")"
+        printf '| %-12s | %-14s | %7s | %6s | %6s | %13s | %12s | %7s | %13s | %6s | %11s | %s |\n' "$mm" "$tt" "$rps" "$p50" "$p99" "$cpu" "$cores" "$rss" "$cli" "$errs" "$oth" "$(storage "$tt" "$mm")"
       done
   done
 done
 echo "(RSS: the largest VmRSS seen at the end of a measured window. other cores: the most CPU that anything"
 echo " else on the machine used during one of the runs; above ~0.1 the run was disturbed.)"
+flows=$(jq -s -r '[.[] | select(.mode == "authcode" or .mode == "refresh") | "\(.mode) \(.target): \(.http) HTTP requests per op, \(.c) clients"] | join("; ")' "$summary")
+[ -z "$flows" ] || echo "(authcode and refresh: req/s, us/req and ms are per operation, a flow or a refresh. $flows)"
 short=$(jq -s -r '[.[] | select(.ended_by == "count") | "\(.target) \(.mode) round \(.round): \(.seconds) s"] | join("; ")' "$results")
 [ -z "$short" ] || echo "(windows that ended when their pre-signed assertions ran out, before ${SECONDS_PER_RUN} s: $short)"
 
@@ -396,11 +472,27 @@ if has smartgate && has hydra && has oidc-provider; then
     verdict "cc-jwt-rs384: smartgate $sr req/s >= 5x hydra $hr req/s (ratio $(awk -v a="$sr" -v b="$hr" 'BEGIN { printf "%.1f", a / b }'))" 'a >= 5 * b' "$sr" "$hr"
     ;;
   esac
+  # Issue 5, item 16: refresh throughput (no target for authcode; its
+  # ratios are printed for the record).
+  case " $MODES " in *" refresh "*)
+    sr=$(val refresh smartgate rps); hr=$(val refresh hydra rps); orr=$(val refresh oidc-provider rps)
+    sc=$(val refresh smartgate cpu); hc=$(val refresh hydra cpu); oc=$(val refresh oidc-provider cpu)
+    verdict "refresh: smartgate $sr req/s >= 5x hydra $hr req/s (ratio $(awk -v a="$sr" -v b="$hr" 'BEGIN { printf "%.1f", a / b }'); server CPU $sc vs $hc us/req)" 'a >= 5 * b' "$sr" "$hr"
+    verdict "refresh: smartgate $sr req/s >= oidc-provider $orr req/s (ratio $(awk -v a="$sr" -v b="$orr" 'BEGIN { printf "%.2f", a / b }'); server CPU $sc vs $oc us/req)" 'a >= b' "$sr" "$orr"
+    ;;
+  esac
+  case " $MODES " in *" authcode "*)
+    sr=$(val authcode smartgate rps); hr=$(val authcode hydra rps); orr=$(val authcode oidc-provider rps)
+    sc=$(val authcode smartgate cpu); hc=$(val authcode hydra cpu); oc=$(val authcode oidc-provider cpu)
+    echo "INFO    authcode: smartgate $sr flows/s, hydra $hr ($(awk -v a="$sr" -v b="$hr" 'BEGIN { printf "%.1f", a / b }')x; hydra with $HYDRA_FLOW_CONCURRENCY clients), oidc-provider $orr ($(awk -v a="$sr" -v b="$orr" 'BEGIN { printf "%.2f", a / b }')x); server CPU per flow $sc / $hc / $oc us"
+    ;;
+  esac
 else
   echo "(the comparisons need the targets smartgate, hydra and oidc-provider)"
 fi
 if has smartgate; then
   for m in $MODES; do
+    case $m in authcode | refresh) continue ;; esac # the p99 target is the token-endpoint issue's
     p=$(val "$m" smartgate p99)
     verdict "$m: smartgate p99 $p ms < 5 ms" 'a < 5' "$p"
   done

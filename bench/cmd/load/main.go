@@ -1,7 +1,7 @@
 // Command load is the token-endpoint load generator of bench/peers.sh: it
-// sends OAuth token or introspection requests to one server on loopback
-// with c concurrent keep-alive clients, bounded by a request count and a
-// duration, and prints one JSON line:
+// sends OAuth token or introspection requests, or whole browser flows, to
+// one server on loopback with c concurrent keep-alive clients, bounded by
+// a count and a duration, and prints one JSON line:
 //
 //	{"target", "mode", "requests", "errors", "rps", "p50_ms", "p99_ms",
 //	 "server_cpu_us_per_req", "server_rss_mb", "client_cpu_us_per_req", ...}
@@ -12,6 +12,19 @@
 //	cc-jwt-rs384  client_credentials, private_key_jwt, assertion signed RS384
 //	cc-jwt-es384  client_credentials, private_key_jwt, assertion signed ES384
 //	introspect    RFC 7662 introspection of tokens read from -tokens, cycled
+//	authcode      whole authorization-code flows (PKCE S256) of a public
+//	              client with an existing login session and remembered
+//	              consent; one "request" is one flow, counted when its code
+//	              exchange answers (see flow.go)
+//	refresh       refresh_token grants of a public client, each client its
+//	              own chain of rotating refresh tokens
+//
+// In the browser-flow modes, "requests" and the per-request figures are
+// per operation (a flow, a refresh), and "http_per_op" says how many HTTP
+// requests one took. -authorize-url, -client-id (a public client),
+// -redirect-uri and -login (smartgate, hydra or oidc-provider: how the
+// first flow of each client signs in and consents, before the warm-up)
+// set them up; -url is the token endpoint.
 //
 // Assertions (iss = sub = client_id, aud = the token URL, exp = signing
 // time + 4 min, a random jti) are signed before the measured window, not
@@ -109,6 +122,13 @@ type options struct {
 	signer                   jose.Signer
 	tokens                   []string
 
+	// The browser-flow modes (flow.go).
+	authorizeURL, redirectURI, authParams string
+	login, username, password, hydraAdmin string
+	authQuery                             string   // fixed part of every authorization request
+	tokenURL                              *url.URL // -url, parsed
+	openid                                bool     // the scope has openid, so every token answer needs an id_token
+
 	cpuProfile       string
 	client           string // raw or nethttp
 	fixed            string // the form fields every request of the mode sends
@@ -149,6 +169,12 @@ type Result struct {
 	Presigned   int     `json:"presigned,omitempty"`
 	SignSeconds float64 `json:"sign_seconds,omitempty"`
 	EndedBy     string  `json:"ended_by"`
+	// Browser-flow modes: HTTP requests per operation in the window (all
+	// of them: to the server, and for Hydra also to its admin API), and
+	// how long the clients' first, interactive flows took before the
+	// warm-up.
+	HTTPPerOp    float64 `json:"http_per_op,omitempty"`
+	SetupSeconds float64 `json:"setup_seconds,omitempty"`
 }
 
 func run(args []string) error {
@@ -156,7 +182,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&o.url, "url", "", "endpoint URL to POST to (token or introspection endpoint); loopback only")
 	fs.StringVar(&o.target, "target", "", "name of the target in the output (default: the URL's host)")
-	fs.StringVar(&o.mode, "mode", "cc-secret", "cc-secret, cc-jwt-rs384, cc-jwt-es384 or introspect")
+	fs.StringVar(&o.mode, "mode", "cc-secret", "cc-secret, cc-jwt-rs384, cc-jwt-es384, introspect, authcode or refresh")
 	fs.IntVar(&o.c, "c", 16, "concurrent clients (one keep-alive connection each)")
 	fs.IntVar(&o.n, "n", 0, fmt.Sprintf("most requests in the measured window (0: only -d bounds it; at most %d)", maxRequests))
 	fs.DurationVar(&o.d, "d", 10*time.Second, "longest measured window (at most 10m)")
@@ -167,7 +193,14 @@ func run(args []string) error {
 	fs.StringVar(&o.keyFile, "key", "", "private key PEM for client assertions (cc-jwt-*)")
 	fs.StringVar(&o.kid, "kid", "", "kid header of client assertions")
 	fs.StringVar(&o.aud, "aud", "", "aud of client assertions (default: -url)")
-	fs.StringVar(&o.scope, "scope", "system/Patient.rs", "scope parameter of token requests (empty: none sent)")
+	fs.StringVar(&o.scope, "scope", "system/Patient.rs", "scope parameter of token requests (empty: none sent); authcode and refresh: of the authorization request (default \"openid offline_access\")")
+	fs.StringVar(&o.authorizeURL, "authorize-url", "", "authcode, refresh: the authorization endpoint; loopback only")
+	fs.StringVar(&o.redirectURI, "redirect-uri", "http://127.0.0.1/callback", "authcode, refresh: the client's registered redirect_uri (never dialled)")
+	fs.StringVar(&o.authParams, "authorize-params", "", "authcode, refresh: more authorization parameters, urlencoded (e.g. aud=...)")
+	fs.StringVar(&o.login, "login", "", "authcode, refresh: how each client's first flow signs in and consents: smartgate (its /login and /consent pages), hydra (a login and consent provider over -hydra-admin) or oidc-provider (its /interaction/ endpoint accepts at once)")
+	fs.StringVar(&o.username, "username", "", "authcode, refresh: the user who signs in (smartgate: a user name; hydra: the subject)")
+	fs.StringVar(&o.password, "password", "", "authcode, refresh with -login smartgate: the user's password")
+	fs.StringVar(&o.hydraAdmin, "hydra-admin", "", "authcode, refresh with -login hydra: Hydra's admin API base URL; loopback only")
 	fs.StringVar(&o.tokensFile, "tokens", "", "file of tokens to introspect, one a line, cycled (introspect)")
 	fs.StringVar(&o.saveTokens, "save-tokens", "", "write every access_token issued in the measured window to this file, one a line (token modes)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id: its CPU and RSS are read from /proc (0: not measured)")
@@ -182,6 +215,11 @@ func run(args []string) error {
 	fs.DurationVar(&o.signBudget, "sign-budget", 90*time.Second, "cc-jwt-* with -presign: longest time spent signing the window's pool")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	scopeSet := false
+	fs.Visit(func(f *flag.Flag) { scopeSet = scopeSet || f.Name == "scope" })
+	if !scopeSet && (o.mode == "authcode" || o.mode == "refresh") {
+		o.scope = "openid offline_access"
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -291,14 +329,67 @@ func (o *options) validate() error {
 			return fmt.Errorf("-tokens %s holds no token", o.tokensFile)
 		}
 		o.tokens = toks
+	case "authcode", "refresh":
+		if err := o.validateFlow(u); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("-mode %q: use cc-secret, cc-jwt-rs384, cc-jwt-es384 or introspect", o.mode)
+		return fmt.Errorf("-mode %q: use cc-secret, cc-jwt-rs384, cc-jwt-es384, introspect, authcode or refresh", o.mode)
 	}
 	if o.pid != 0 {
 		if _, err := procCPU(o.pid); err != nil {
 			return fmt.Errorf("-pid %d: %w", o.pid, err)
 		}
 	}
+	return nil
+}
+
+// validateFlow checks the flags of the browser-flow modes; tok is -url.
+func (o *options) validateFlow(tok *url.URL) error {
+	if o.client != "raw" || tok.Scheme != "http" {
+		return fmt.Errorf("%s runs only with -client raw over http", o.mode)
+	}
+	if o.clientID == "" || o.authorizeURL == "" {
+		return fmt.Errorf("%s needs -client-id and -authorize-url", o.mode)
+	}
+	if o.saveTokens != "" {
+		return fmt.Errorf("-save-tokens is not for %s", o.mode)
+	}
+	for _, raw := range []string{o.authorizeURL, o.hydraAdmin} {
+		if raw == "" {
+			continue
+		}
+		v, err := url.Parse(raw)
+		if err != nil || v.Scheme != "http" {
+			return fmt.Errorf("%q is not an http URL", raw)
+		}
+		if err := loopbackOnly(v.Hostname()); err != nil {
+			return err
+		}
+	}
+	if r, err := url.Parse(o.redirectURI); err != nil || r.Scheme == "" || r.Host == "" {
+		return fmt.Errorf("-redirect-uri %q is not an absolute URL", o.redirectURI)
+	}
+	if _, err := url.ParseQuery(o.authParams); err != nil {
+		return fmt.Errorf("-authorize-params %q: %w", o.authParams, err)
+	}
+	switch o.login {
+	case "smartgate":
+		if o.username == "" || o.password == "" {
+			return errors.New("-login smartgate needs -username and -password")
+		}
+	case "hydra":
+		if o.hydraAdmin == "" || o.username == "" {
+			return errors.New("-login hydra needs -hydra-admin and -username (the subject)")
+		}
+	case "oidc-provider":
+	default:
+		return fmt.Errorf("-login %q: use smartgate, hydra or oidc-provider", o.login)
+	}
+	o.authorizeURL = strings.TrimSuffix(o.authorizeURL, "?")
+	o.authQuery = o.authorizeQuery()
+	o.tokenURL = tok
+	o.openid = slices.Contains(strings.Fields(o.scope), "openid")
 	return nil
 }
 
@@ -324,7 +415,8 @@ func loopbackOnly(host string) error {
 // worker state shared by all clients of one phase.
 type phase struct {
 	o        *options
-	senders  []sender // one per client
+	senders  []sender   // one per client (the token and introspection modes)
+	browsers []*browser // one per client (the browser-flow modes)
 	deadline time.Time
 	budget   atomic.Int64 // requests left; counts down below zero when spent
 	next     atomic.Uint64
@@ -341,19 +433,35 @@ type phase struct {
 }
 
 func (o *options) load() (*Result, error) {
-	senders := o.newSenders()
-	defer func() {
-		for _, sd := range senders {
-			sd.close()
+	var senders []sender
+	var browsers []*browser
+	var setup time.Duration
+	if o.mode == "authcode" || o.mode == "refresh" {
+		browsers = o.newBrowsers()
+		defer func() {
+			for _, b := range browsers {
+				b.close()
+			}
+		}()
+		var err error
+		if setup, err = o.setupBrowsers(browsers); err != nil {
+			return nil, err
 		}
-	}()
+	} else {
+		senders = o.newSenders()
+		defer func() {
+			for _, sd := range senders {
+				sd.close()
+			}
+		}()
+	}
 
 	presign := o.signer != nil && o.presign
 	// rate is the warm-up's requests per second: it sizes the window's
 	// pool of pre-signed assertions (0: no warm-up, so -n or the maximum).
 	var rate float64
 	if o.warmup > 0 {
-		w := &phase{o: o, senders: senders}
+		w := &phase{o: o, senders: senders, browsers: browsers}
 		w.budget.Store(maxRequests)
 		if presign {
 			pool, _, err := o.signPool(o.warmupAssertions, o.signBudget)
@@ -384,7 +492,7 @@ func (o *options) load() (*Result, error) {
 		}
 	}
 
-	p := &phase{o: o, senders: senders, record: true}
+	p := &phase{o: o, senders: senders, browsers: browsers, record: true}
 	budget := int64(o.n)
 	if budget == 0 {
 		budget = maxRequests
@@ -441,6 +549,7 @@ func (o *options) load() (*Result, error) {
 			return nil, err
 		}
 	}
+	http0 := httpRequests(browsers)
 	self0 := selfCPU()
 	busy0, steal0, statErr := machineCPU()
 	start := time.Now()
@@ -453,7 +562,7 @@ func (o *options) load() (*Result, error) {
 	self1 := selfCPU()
 	busy1, steal1, statErr1 := machineCPU()
 	res := &Result{Target: o.target, Mode: o.mode, Concurrency: o.c, Seconds: round(elapsed.Seconds(), 3), TokenPool: len(o.tokens),
-		Presigned: presigned, SignSeconds: round(signTime.Seconds(), 1), EndedBy: "time"}
+		Presigned: presigned, SignSeconds: round(signTime.Seconds(), 1), EndedBy: "time", SetupSeconds: round(setup.Seconds(), 1)}
 	if p.budget.Load() < 0 {
 		res.EndedBy = "count"
 	}
@@ -490,6 +599,9 @@ func (o *options) load() (*Result, error) {
 		res.ServerCPUCores = round((cpu1-cpu0).Seconds()/elapsed.Seconds(), 2)
 	}
 	res.ClientCPUusPerReq = round(float64((self1-self0).Microseconds())/float64(n), 1)
+	if browsers != nil {
+		res.HTTPPerOp = round(float64(httpRequests(browsers)-http0)/float64(n), 2)
+	}
 	if statErr == nil && statErr1 == nil {
 		other := (busy1 - busy0) - (self1 - self0) - (cpu1 - cpu0)
 		res.OtherCPUCores = round(max(0, other.Seconds())/elapsed.Seconds(), 2)
@@ -511,10 +623,20 @@ func (p *phase) run() []time.Duration {
 			if p.record {
 				mine = make([]time.Duration, 0, 4096)
 			}
-			sd := p.senders[i]
+			var sd sender
+			var br *browser
+			if p.browsers != nil {
+				br = p.browsers[i]
+			} else {
+				sd = p.senders[i]
+			}
 			for time.Now().Before(p.deadline) && p.budget.Add(-1) >= 0 {
 				t0 := time.Now()
-				p.one(sd)
+				if br != nil {
+					p.oneFlow(br)
+				} else {
+					p.one(sd)
+				}
 				p.done.Add(1)
 				if p.record {
 					mine = append(mine, time.Since(t0))
@@ -620,8 +742,21 @@ func (p *phase) fail(status int, msg string) {
 		if len(msg) > 400 {
 			msg = msg[:400] + "..."
 		}
-		fmt.Fprintf(os.Stderr, "load: %s %s: status %d: %s\n", p.o.target, p.o.mode, status, strings.TrimSpace(msg))
+		if status != 0 {
+			msg = "status " + strconv.Itoa(status) + ": " + msg
+		}
+		fmt.Fprintf(os.Stderr, "load: %s %s: %s\n", p.o.target, p.o.mode, strings.TrimSpace(msg))
 	}
+}
+
+// httpRequests is how many HTTP requests the browsers sent so far (read
+// between phases, when no client runs).
+func httpRequests(bs []*browser) int64 {
+	var n int64
+	for _, b := range bs {
+		n += b.requests
+	}
+	return n
 }
 
 func quantile(sorted []time.Duration, q float64) time.Duration {

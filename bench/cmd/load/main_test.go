@@ -5,7 +5,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,5 +150,140 @@ func TestRawSender(t *testing.T) {
 	}
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2 (keep-alive, then a new one after the server closed)", n)
+	}
+}
+
+func TestS256(t *testing.T) {
+	// RFC 7636 appendix B.
+	if got := s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"); got != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
+		t.Errorf("s256 = %s, want RFC 7636's E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", got)
+	}
+}
+
+func TestJSONStringValue(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"access_token":"a","refresh_token":"ory_rt_x.y"}`, "ory_rt_x.y"},
+		{`{"refresh_token" : "r1" ,"x":1}`, "r1"},
+		{`{"refresh_token":null}`, ""},
+		{`{"refresh_token":"a\"b"}`, ""},
+		{`{"access_token":"x"}`, ""},
+	} {
+		if got := jsonStringValue([]byte(tc.body), "refresh_token"); got != tc.want {
+			t.Errorf("jsonStringValue(%s) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestIsRedirectURI(t *testing.T) {
+	for _, tc := range []struct {
+		u    string
+		want bool
+	}{
+		{"http://127.0.0.1/callback?code=x&state=y", true},
+		{"http://127.0.0.1/callback", true},
+		{"http://127.0.0.1:8080/callback?code=x", false},
+		{"http://127.0.0.1/login?auth=x", false},
+	} {
+		u, _ := url.Parse(tc.u)
+		if got := isRedirectURI(u, "http://127.0.0.1/callback"); got != tc.want {
+			t.Errorf("isRedirectURI(%s) = %v, want %v", tc.u, got, tc.want)
+		}
+	}
+}
+
+// fakeProvider is an authorization server in the manner of oidc-provider:
+// /auth without a session redirects to /interaction/{uid}, which signs the
+// browser in (a cookie) and sends it back to /auth/{uid}; with a session,
+// /auth answers with the code at once. The token endpoint checks PKCE and
+// rotates refresh tokens.
+type fakeProvider struct {
+	mu       sync.Mutex
+	pending  map[string]url.Values // uid -> the authorization request
+	codes    map[string]string     // code -> code_challenge
+	refresh  map[string]bool       // live refresh tokens
+	n        int
+	sessions atomic.Int64
+}
+
+func (f *fakeProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	id := strconv.Itoa(f.n)
+	codeRedirect := func(q url.Values) {
+		code := "code" + id
+		f.codes[code] = q.Get("code_challenge")
+		http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+url.QueryEscape(q.Get("state")), http.StatusSeeOther)
+	}
+	switch {
+	case r.URL.Path == "/auth":
+		if _, err := r.Cookie("_session"); err != nil {
+			f.pending[id] = r.URL.Query()
+			http.Redirect(w, r, "/interaction/"+id, http.StatusSeeOther)
+			return
+		}
+		codeRedirect(r.URL.Query())
+	case strings.HasPrefix(r.URL.Path, "/interaction/"):
+		f.sessions.Add(1)
+		http.SetCookie(w, &http.Cookie{Name: "_session", Value: "s" + id, Path: "/"})
+		http.Redirect(w, r, "/auth/"+strings.TrimPrefix(r.URL.Path, "/interaction/"), http.StatusSeeOther)
+	case strings.HasPrefix(r.URL.Path, "/auth/"):
+		q, ok := f.pending[strings.TrimPrefix(r.URL.Path, "/auth/")]
+		if _, err := r.Cookie("_session"); err != nil || !ok {
+			http.Error(w, "no session", http.StatusBadRequest)
+			return
+		}
+		codeRedirect(q)
+	case r.URL.Path == "/token":
+		_ = r.ParseForm()
+		ok := false
+		switch r.PostForm.Get("grant_type") {
+		case "authorization_code":
+			ch, known := f.codes[r.PostForm.Get("code")]
+			delete(f.codes, r.PostForm.Get("code"))
+			ok = known && ch == s256(r.PostForm.Get("code_verifier"))
+		case "refresh_token":
+			ok = f.refresh[r.PostForm.Get("refresh_token")]
+			delete(f.refresh, r.PostForm.Get("refresh_token"))
+		}
+		if !ok || r.PostForm.Get("client_id") != "app" {
+			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+			return
+		}
+		f.refresh["rt"+id] = true
+		fmt.Fprintf(w, `{"access_token":"at%s","id_token":"it%s","refresh_token":"rt%s","token_type":"Bearer"}`, id, id, id)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestBrowserFlows runs authcode and refresh against fakeProvider: each
+// client signs in once before the warm-up and never again, a flow takes
+// two HTTP requests, and every refresh token is used once.
+func TestBrowserFlows(t *testing.T) {
+	f := &fakeProvider{pending: map[string]url.Values{}, codes: map[string]string{}, refresh: map[string]bool{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	for _, mode := range []string{"authcode", "refresh"} {
+		f.sessions.Store(0)
+		o := options{url: srv.URL + "/token", authorizeURL: srv.URL + "/auth", mode: mode, c: 3, n: 60, d: 5 * time.Second, warmup: 100 * time.Millisecond,
+			client: "raw", auth: "basic", clientID: "app", redirectURI: "http://127.0.0.1/callback", scope: "openid offline_access",
+			login: "oidc-provider", timeout: 5 * time.Second, check: true}
+		if err := o.validate(); err != nil {
+			t.Fatalf("%s: validate: %v", mode, err)
+		}
+		res, err := o.load()
+		if err != nil {
+			t.Fatalf("%s: load: %v", mode, err)
+		}
+		if res.Errors != 0 || res.Requests != 60 {
+			t.Errorf("%s: %d requests, %d errors; want 60, 0", mode, res.Requests, res.Errors)
+		}
+		if want := map[string]float64{"authcode": 2, "refresh": 1}[mode]; res.HTTPPerOp != want {
+			t.Errorf("%s: http_per_op = %v, want %v", mode, res.HTTPPerOp, want)
+		}
+		if n := f.sessions.Load(); n != 3 {
+			t.Errorf("%s: %d sign-ins, want 3 (one per client, before the warm-up)", mode, n)
+		}
 	}
 }

@@ -96,15 +96,6 @@ func (s *rawSender) reconnect() error {
 }
 
 func (s *rawSender) send(body string, basic bool) (int, []byte, error) {
-	if s.conn == nil {
-		if err := s.dial(); err != nil {
-			return 0, nil, err
-		}
-	}
-	if err := s.conn.SetDeadline(time.Now().Add(s.timeout)); err != nil {
-		s.close()
-		return 0, nil, err
-	}
 	w := s.req[:0]
 	if basic {
 		w = append(w, s.headBasic...)
@@ -116,25 +107,46 @@ func (s *rawSender) send(body string, basic bool) (int, []byte, error) {
 	w = append(w, "\r\n\r\n"...)
 	w = append(w, body...)
 	s.req = w
-	if _, err := s.conn.Write(w); err != nil {
-		s.close()
+	resp, respBody, err := s.roundTrip(w, post)
+	if resp == nil {
 		return 0, nil, err
 	}
-	resp, err := http.ReadResponse(s.br, post)
+	return resp.StatusCode, respBody, err
+}
+
+// roundTrip writes one whole request (head and body, already encoded in
+// w) on the connection, dialling when there is none, and reads the answer;
+// req tells http.ReadResponse the request's method. The body it returns is
+// valid until the next round trip. resp is nil when no answer was read.
+func (s *rawSender) roundTrip(w []byte, req *http.Request) (*http.Response, []byte, error) {
+	if s.conn == nil {
+		if err := s.dial(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.conn.SetDeadline(time.Now().Add(s.timeout)); err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	if _, err := s.conn.Write(w); err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	resp, err := http.ReadResponse(s.br, req)
 	if err != nil {
 		s.close()
-		return 0, nil, err
+		return nil, nil, err
 	}
 	s.resp.Reset()
 	_, err = s.resp.ReadFrom(resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.Close {
-		s.close() // the next send dials again
+		s.close() // the next request dials again
 	}
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("reading the body: %w", err)
+		return resp, nil, fmt.Errorf("reading the body: %w", err)
 	}
-	return resp.StatusCode, s.resp.Bytes(), nil
+	return resp, s.resp.Bytes(), nil
 }
 
 func (s *rawSender) close() {

@@ -17,6 +17,26 @@
 // Its signing keys mirror smartgate's (one EC P-256 key for ES256, one RSA
 // 2048 key for RS256), generated at start, so both servers' JWKS documents
 // hold the same kinds of key. Its JWKS is at /jwks.
+//
+// For the browser-flow benchmark (bench/peers.sh modes authcode and
+// refresh): one account, "bench-user", and an interaction endpoint,
+// /interaction/:uid, that stands in for the login and consent pages and
+// accepts at once: a login prompt signs bench-user in (remember: true, so
+// a session cookie is set), a consent prompt grants the requested scopes
+// and claims in a Grant kept for the session and client. The load
+// generator goes through it once per client before it measures anything;
+// after that, the provider's default loadExistingGrant finds the session's
+// grant and /auth answers with the code at once, with no interaction.
+// Two helpers differ from the defaults, so that an existing session and
+// grant can go straight to a code with a refresh token:
+//   - issueRefreshToken: a refresh token for every client allowed the
+//     refresh_token grant. By default one is issued only with
+//     offline_access, and the provider drops offline_access from any
+//     request without prompt=consent (OpenID Connect Core §11), and
+//     prompt=consent shows the consent interaction on every flow.
+//   - expiresWithSession: never, as with offline_access (by default a
+//     refresh token without offline_access ends with the session, which
+//     the refresh grant would look up each time).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -55,7 +75,13 @@ const extraClients = process.env.BENCH_CLIENTS
   ? JSON.parse(readFileSync(process.env.BENCH_CLIENTS, 'utf8'))
   : [];
 
+// The one account of the browser-flow benchmark.
+const findAccount = (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) });
+
 const provider = new Provider(issuer, {
+  findAccount,
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  expiresWithSession: async () => false,
   clients: [{
     client_id: 'bench',
     client_secret: 'bench-secret-0123456789abcdef0123456789abcdef',
@@ -82,6 +108,29 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
   },
+});
+
+// /interaction/:uid: accepts every login and consent prompt at once (see
+// above). Koa middleware after the provider's own routes.
+provider.use(async (ctx, next) => {
+  if (!ctx.path.startsWith('/interaction/') || ctx.method !== 'GET') {
+    return next();
+  }
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  const { prompt, params, session } = details;
+  let result;
+  if (prompt.name === 'login') {
+    result = { login: { accountId: 'bench-user', remember: true } };
+  } else {
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+    if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+    if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+    result = { consent: { grantId: await grant.save() } };
+  }
+  ctx.respond = false; // interactionFinished writes the 303 itself
+  await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
 });
 
 const server = provider.listen(port, host, () => {
