@@ -31,6 +31,8 @@ type Store interface {
 	Authz
 	Users
 	Exports
+	Settings
+	SessionLister
 }
 
 // Admin covers the database itself: schema, health and clock.
@@ -111,11 +113,17 @@ type AuditEvent struct {
 	Detail    string // JSON object with anything else; never a secret
 }
 
-// AuditFilter selects audit events; zero fields do not filter.
+// AuditFilter selects audit events; zero fields do not filter. An Action
+// ending in ".*" (e.g. "client.*") matches every action with that prefix.
 type AuditFilter struct {
 	Actor, ClientID, Patient, Action, Outcome string
 	Since, Until                              time.Time
 	Limit                                     int // 0 means 100
+	// BeforeTime and BeforeID page through the list (keyset paging): only
+	// events after the event (BeforeTime, BeforeID) in the list's order,
+	// i.e. older ones, are returned. Zero BeforeID: from the newest.
+	BeforeTime time.Time
+	BeforeID   int64
 }
 
 // Audit stores audit events.

@@ -39,17 +39,29 @@ func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error 
 	})
 }
 
-// ListAudit implements store.Audit.
+// ListAudit implements store.Audit: newest first by (at, id), which is
+// also the keyset the Before fields page by.
 func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	var where []string
 	var args []any
+	action := f.Action
+	if prefix, ok := strings.CutSuffix(action, ".*"); ok && prefix != "" {
+		// substr, not LIKE: action names hold "_", a LIKE wildcard.
+		where = append(where, "substr(action, 1, ?) = ?")
+		args = append(args, len(prefix)+1, prefix+".")
+		action = ""
+	}
 	for _, c := range []struct{ col, val string }{
-		{"actor", f.Actor}, {"client_id", f.ClientID}, {"patient", f.Patient}, {"action", f.Action}, {"outcome", f.Outcome},
+		{"actor", f.Actor}, {"client_id", f.ClientID}, {"patient", f.Patient}, {"action", action}, {"outcome", f.Outcome},
 	} {
 		if c.val != "" {
 			where = append(where, c.col+" = ?")
 			args = append(args, c.val)
 		}
+	}
+	if f.BeforeID != 0 {
+		where = append(where, "(at < ? OR (at = ? AND id < ?))")
+		args = append(args, micros(f.BeforeTime), micros(f.BeforeTime), f.BeforeID)
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "at >= ?")

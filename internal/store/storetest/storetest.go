@@ -47,6 +47,7 @@ func Run(t *testing.T, b Backend) {
 	tests = append(tests, authzTests()...)
 	tests = append(tests, usersTests()...)
 	tests = append(tests, exportTests()...)
+	tests = append(tests, adminTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}
