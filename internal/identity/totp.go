@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,7 +190,8 @@ func (s *Service) CompleteTOTP(ctx context.Context, l Login, code, addr string) 
 	}
 	l.NeedTOTP = false
 	l.AuthTime = now
-	l.AMR = []string{AMRPassword, AMROTP, AMRMFA}
+	// The first factor stays (pwd, or an upstream provider's methods).
+	l.AMR = append(slices.DeleteFunc(slices.Clone(l.AMR), func(m string) bool { return m == AMROTP || m == AMRMFA }), AMROTP, AMRMFA)
 	l.User.LastLoginAt = now
 	s.auditLogin(ctx, l.User, "", addr, audit.Success, "", l.AMR)
 	return l, nil
