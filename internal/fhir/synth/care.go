@@ -111,7 +111,7 @@ const onePixelPNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGN
 
 // imaging adds the chest X-ray of the emergency visit: the order, the
 // procedure, the finding (US Core Observation Clinical Result, category
-// imaging), the image (Media) and the report (US Core DiagnosticReport
+// imaging), the image (a contained Media) and the report (US Core DiagnosticReport
 // for Report and Note Exchange, with the report text as presentedForm).
 func (c *chart) imaging() {
 	v := c.last(edVisit)
@@ -121,7 +121,7 @@ func (c *chart) imaging() {
 	ordered := v.start.Add(20 * time.Minute)
 	taken := v.start.Add(50 * time.Minute)
 	read := taken.Add(time.Duration(between(r, 30, 90)) * time.Minute)
-	srID, obsID, mediaID, drID := c.id("sr", "cxr", n), c.id("obs", "cxr", n), c.id("media", "cxr", n), c.id("dr", "cxr", n)
+	srID, obsID, drID := c.id("sr", "cxr", n), c.id("obs", "cxr", n), c.id("dr", "cxr", n)
 	c.add("ServiceRequest", srID, "us-core-servicerequest", obj{
 		{"status", "completed"},
 		{"intent", "order"},
@@ -168,7 +168,13 @@ func (c *chart) imaging() {
 		{"performer", []obj{refd("Practitioner", rad.id, rad.name())}},
 		value,
 	})
-	c.add("Media", mediaID, "", obj{
+	report := "CHEST X-RAY, 2 VIEWS\nPatient: " + c.p.fullName() + "\nIndication: " + v.acute.symptom.text() + "\n\nFindings: " + finding +
+		"\n\nImpression: " + strings.SplitN(finding, ".", 2)[0] + ".\n\nRead by " + rad.name() + " on " + read.Format(time.DateTime) + "\n"
+	// The image, contained in the report (this server does not serve Media
+	// on its own).
+	image := obj{
+		{"resourceType", "Media"},
+		{"id", "image"},
 		{"basedOn", []obj{ref("ServiceRequest", srID)}},
 		{"status", "completed"},
 		{"type", concept(tho("media-type", "image", "Image"))},
@@ -178,10 +184,9 @@ func (c *chart) imaging() {
 		{"createdDateTime", dateTime(taken)},
 		{"operator", refd("Practitioner", rad.id, rad.name())},
 		{"content", obj{{"contentType", "image/png"}, {"data", onePixelPNG}, {"title", "Chest X-ray, " + date(taken)}}},
-	})
-	report := "CHEST X-RAY, 2 VIEWS\nPatient: " + c.p.fullName() + "\nIndication: " + v.acute.symptom.text() + "\n\nFindings: " + finding +
-		"\n\nImpression: " + strings.SplitN(finding, ".", 2)[0] + ".\n\nRead by " + rad.name() + " on " + read.Format(time.DateTime) + "\n"
+	}
 	c.add("DiagnosticReport", drID, "us-core-diagnosticreport-note", obj{
+		{"contained", []obj{image}},
 		{"basedOn", []obj{ref("ServiceRequest", srID)}},
 		{"status", "final"},
 		{"category", concepts(catRadiology)},
@@ -193,7 +198,7 @@ func (c *chart) imaging() {
 		{"performer", []obj{refd("Practitioner", rad.id, rad.name())}},
 		{"resultsInterpreter", []obj{refd("Practitioner", rad.id, rad.name())}},
 		{"result", []obj{ref("Observation", obsID)}},
-		{"media", []obj{{{"comment", "Chest X-ray image"}, {"link", ref("Media", mediaID)}}}},
+		{"media", []obj{{{"comment", "Chest X-ray image"}, {"link", obj{{"reference", "#image"}}}}}},
 		{"conclusion", strings.SplitN(finding, ".", 2)[0] + "."},
 		{"presentedForm", []obj{attachment([]byte(report), "Chest X-ray report, "+date(read), read, true)}},
 	})

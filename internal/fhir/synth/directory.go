@@ -46,14 +46,14 @@ type site struct {
 }
 
 type practitioner struct {
-	id, role, endpoint string
-	npi                string
-	given              []string
-	family             string
-	female             bool
-	site               int
-	specialty          code
-	phone, email       string
+	id, role     string
+	npi          string
+	given        []string
+	family       string
+	female       bool
+	site         int
+	specialty    code
+	phone, email string
 }
 
 func (p *practitioner) name() string { return p.given[0] + " " + p.family + ", MD" }
@@ -150,7 +150,6 @@ func (g *Generator) buildDirectory() directory {
 				phone: g.phone(r, c),
 			}
 			p.role = g.prefix + "prr-" + n + "-" + strconv.Itoa(si+1)
-			p.endpoint = g.prefix + "ept-" + n + "-" + strconv.Itoa(si+1)
 			p.email = strings.ToLower(ascii.Replace(p.given[0]+"."+p.family)) + "@" + slug(s.name) + ".example.org"
 			s.practitioners = append(s.practitioners, len(d.practitioners))
 			d.practitioners = append(d.practitioners, p)
@@ -221,7 +220,15 @@ func (g *Generator) buildDirectory() directory {
 	for i := range d.practitioners {
 		p := &d.practitioners[i]
 		s := &d.sites[p.site]
-		b.add("Endpoint", p.endpoint, "", obj{
+		loc := s.clinic
+		if p.specialty.code == specialties[specRadiology].code {
+			loc = s.hospital
+		}
+		// The practitioner's Direct address, contained in the role (this
+		// server does not serve Endpoint on its own).
+		endpoint := obj{
+			{"resourceType", "Endpoint"},
+			{"id", "direct"},
 			{"status", "active"},
 			{"connectionType", tho("endpoint-connection-type", "direct-project", "Direct Project").coding()},
 			{"name", "Direct address of " + p.name()},
@@ -229,12 +236,9 @@ func (g *Generator) buildDirectory() directory {
 			{"payloadType", concepts(tho("endpoint-payload-type", "any", "Any"))},
 			{"payloadMimeType", []string{"application/fhir+json", "application/pdf"}},
 			{"address", "mailto:" + strings.Replace(p.email, "@", "@direct.", 1)},
-		})
-		loc := s.clinic
-		if p.specialty.code == specialties[specRadiology].code {
-			loc = s.hospital
 		}
 		b.add("PractitionerRole", p.role, "us-core-practitionerrole", obj{
+			{"contained", []obj{endpoint}},
 			{"active", true},
 			{"practitioner", refd("Practitioner", p.id, p.name())},
 			{"organization", refd("Organization", s.org, s.name)},
@@ -242,7 +246,7 @@ func (g *Generator) buildDirectory() directory {
 			{"specialty", concepts(p.specialty)},
 			{"location", []obj{ref("Location", loc)}},
 			{"telecom", telecom(p.phone, p.email, "work")},
-			{"endpoint", []obj{ref("Endpoint", p.endpoint)}},
+			{"endpoint", []obj{{{"reference", "#direct"}}}},
 		})
 	}
 	for _, m := range drugList {
@@ -267,6 +271,7 @@ func (g *Generator) buildDirectory() directory {
 func (g *Generator) medicationID(m *drug) string { return g.prefix + "med-" + m.slug }
 
 // Shared returns the directory: Organizations (providers and payers),
-// Locations, Practitioners, Endpoints, PractitionerRoles and Medications,
+// Locations, Practitioners, PractitionerRoles (each with its Direct
+// Endpoint contained) and Medications,
 // in load order (a resource after those it references).
 func (g *Generator) Shared() []Resource { return append([]Resource(nil), g.dir.out...) }

@@ -26,16 +26,16 @@
 //	syn-<S>-<n>-medrx|meddisp-<drug>-<v>[-<fill>]   MedicationRequest and MedicationDispense
 //	syn-<S>-<n>-imm-<vaccine>-<v>        Immunization
 //	syn-<S>-<n>-proc-..., -device-...    Procedure and implanted Device
-//	syn-<S>-<n>-sr|obs|media|dr-cxr-<v>  the chest X-ray of the emergency visit (order, finding, image, report)
+//	syn-<S>-<n>-sr|obs|dr-cxr-<v>        the chest X-ray of the emergency visit (order, finding, report with its image)
 //	syn-<S>-<n>-docref|bin-<kind>-<v>    clinical notes (DocumentReference and Binary)
 //	syn-<S>-<n>-rp, -coverage, -goal-<problem>, -careteam, -careplan, -provenance
-//	syn-<S>-org-<k>, -loc-<k>-clinic|hospital, -pra|prr|ept-<k>-<j>, -org-payer-<name>, -med-<drug>
+//	syn-<S>-org-<k>, -loc-<k>-clinic|hospital, -pra|prr-<k>-<j>, -org-payer-<name>, -med-<drug>
 //	syn-<S>-all, -diabetes, -hypertension, -pediatric, -older-adults    Groups
 //
 // # US Core
 //
 // Each resource names in meta.profile the US Core profile it follows
-// (Binary, Group, Endpoint and Media have none) and fills every
+// (Binary and Group have none) and fills every
 // must-support element of it; mustsupport_test.go proves this against the
 // StructureDefinitions in shared/us-core-6.1.0, with a short documented
 // list of elements that exist only in some records (a resolved problem's

@@ -42,6 +42,18 @@ func (g *Generator) Groups() []Resource {
 	return b.out
 }
 
+// GroupIDs are the ids of the Groups, the one of every patient first.
+func (g *Generator) GroupIDs() []string {
+	ids := []string{g.prefix + "all"}
+	for _, c := range cohortNames {
+		ids = append(ids, g.prefix+c[0])
+	}
+	return ids
+}
+
+// Seed is the seed of the set.
+func (g *Generator) Seed() uint64 { return g.seed }
+
 // Each calls fn with the shared directory, then with each patient's chart
 // in order, then with the Groups: the whole set, one slice at a time, so
 // a caller holds one chart at a time (memory stays bounded whatever the

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"smartgate/internal/fhir/devdata"
+	"smartgate/internal/fhir/index"
+	"smartgate/internal/fhir/spec"
 	"smartgate/internal/fhir/validate"
 )
 
@@ -57,8 +59,16 @@ func TestLargerSetExtends(t *testing.T) {
 	}
 }
 
+// TestEveryResourceIsValidFHIR: what the FHIR API would accept on a write:
+// a served type, valid structure, and an index it can extract.
 func TestEveryResourceIsValidFHIR(t *testing.T) {
 	for _, r := range all(New(Options{Patients: 60, Seed: 1})) {
+		if !spec.Supported(r.Type) {
+			t.Fatalf("%s/%s: the server does not serve %s", r.Type, r.ID, r.Type)
+		}
+		if _, err := index.Extract(r.Type, r.Body, "http://127.0.0.1:8080/fhir"); err != nil {
+			t.Errorf("%s/%s: cannot be indexed: %v", r.Type, r.ID, err)
+		}
 		typ, issues := validate.Resource(r.Body)
 		if typ != r.Type {
 			t.Errorf("%s/%s: validator read resourceType %q", r.Type, r.ID, typ)
@@ -119,7 +129,7 @@ func TestIDsAndReferences(t *testing.T) {
 		walk(m, func(o map[string]any) {
 			for _, k := range []string{"reference", "url"} {
 				s, ok := o[k].(string)
-				if !ok || (k == "url" && !strings.HasPrefix(s, "Binary/")) {
+				if !ok || (k == "url" && !strings.HasPrefix(s, "Binary/")) || strings.HasPrefix(s, "#") {
 					continue
 				}
 				refs++
