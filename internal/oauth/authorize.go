@@ -35,7 +35,7 @@ const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 // authorizeParams are the parameters /oauth2/authorize and /oauth2/par
 // read; any other is ignored (RFC 6749 §3.1).
 var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method",
-	"aud", "nonce", "launch", "prompt", "max_age", "login_hint", "request_uri", "response_mode", "request"}
+	"aud", "nonce", "launch", "prompt", "max_age", "login_hint", "request_uri", "response_mode", "request", "idp"}
 
 // launchContext is the SMART launch context an EHR launch carries.
 type launchContext struct {
@@ -60,6 +60,7 @@ type pending struct {
 	Prompt      string         `json:"p,omitempty"`
 	MaxAge      int64          `json:"ma"` // -1: none
 	LoginHint   string         `json:"lh,omitempty"`
+	IDP         string         `json:"idp,omitempty"` // sign in at this upstream provider (docs/federation.md)
 	Launch      *launchContext `json:"l,omitempty"`
 	Started     int64          `json:"t"`
 	Expires     int64          `json:"e"`
@@ -394,10 +395,16 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values, par bool) 
 	if launch != "" && !slices.ContainsFunc(granted, func(sc scope.Scope) bool { return sc.Kind == scope.KindLaunch }) {
 		return fail(problem.InvalidScope, "the request has a launch parameter but not the launch scope; an EHR launch asks for scope=launch ... (SMART App Launch)")
 	}
+	idp := q.Get("idp")
+	if idp != "" {
+		if err := s.knownProvider(idp); err != nil {
+			return fail(problem.InvalidRequest, "%v", err)
+		}
+	}
 	now := s.Clock()
 	return &pending{
 		ClientID: c.ID, RedirectURI: redirectURI, State: state, Challenge: challenge, Nonce: nonce,
-		Scope: scope.Join(granted), Prompt: prompt, MaxAge: maxAge, LoginHint: q.Get("login_hint"),
+		Scope: scope.Join(granted), Prompt: prompt, MaxAge: maxAge, LoginHint: q.Get("login_hint"), IDP: idp,
 		Started: now.Unix(), Expires: now.Add(s.Config.Authorize.RequestTTL.D()).Unix(),
 	}, c, nil
 }

@@ -55,6 +55,7 @@ type Server struct {
 	tokenLimiter    *httpx.Limiter
 	registerLimiter *httpx.Limiter
 	grants          map[string]grantHandler
+	fed             federation // upstream OpenID Connect providers (upstream.go)
 }
 
 // New builds the server. Call Clients.Invalidate from the change feed.

@@ -139,18 +139,28 @@ func (s *Server) resume(ctx context.Context, sealed string) (*pending, *Client, 
 	if err != nil {
 		return nil, nil, err
 	}
+	c, err := s.pendingClient(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, c, nil
+}
+
+// pendingClient returns the client of a request in flight, refusing one
+// deleted or disabled since.
+func (s *Server) pendingClient(ctx context.Context, p *pending) (*Client, error) {
 	c, err := s.Clients.Get(ctx, p.ClientID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, problem.New(problem.AuthorizeRequestInvalid, "the app of this sign-in (client %s) was deleted", p.ClientID)
+			return nil, problem.New(problem.AuthorizeRequestInvalid, "the app of this sign-in (client %s) was deleted", p.ClientID)
 		}
-		return nil, nil, err
+		return nil, err
 	}
 	if err := statusError(c); err != nil {
 		pe := problem.From(err)
-		return nil, nil, problem.New(pe.ID, "%s", pe.Description).WithStatus(http.StatusForbidden)
+		return nil, problem.New(pe.ID, "%s", pe.Description).WithStatus(http.StatusForbidden)
 	}
-	return p, c, nil
+	return c, nil
 }
 
 // safeNext is a local path to return to after signing in without an
@@ -186,7 +196,15 @@ func (s *Server) Login(w http.ResponseWriter, r *http.Request) error {
 	}
 	data["CSRF"] = s.csrfToken(w, r)
 	if r.Method != http.MethodPost {
-		return s.render(w, r, http.StatusOK, "login.html", data, formTo)
+		// An idp hint (docs/federation.md) goes straight to that provider.
+		idp := r.URL.Query().Get("idp")
+		if p != nil {
+			idp = p.IDP
+		}
+		if u, ok := s.upstreams().byID[idp]; ok && idp != "" {
+			return s.startUpstream(w, r, u, p, safeNext(r.URL.Query().Get("next")))
+		}
+		return s.renderLogin(w, r, http.StatusOK, data, formTo)
 	}
 	if err := s.parsePageForm(r); err != nil {
 		return err
@@ -219,22 +237,11 @@ func (s *Server) Login(w http.ResponseWriter, r *http.Request) error {
 				return problem.Internal(err)
 			}
 			data["TOTP"], data["Pending"] = true, pend
-			return s.render(w, r, http.StatusOK, "login.html", data, formTo)
+			return s.renderLogin(w, r, http.StatusOK, data, formTo)
 		}
 	}
-	id, sess, err := s.Users.CreateSession(ctx, l)
-	if err != nil {
-		return err
-	}
-	s.setCookie(w, sessionCookie, id, sess.ExpiresAt.Sub(s.Clock()))
-	if p == nil {
-		http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
-		return nil
-	}
-	// Continue the request with the new session.
-	p.UserID, p.Patient, p.Consented = l.User.ID, "", nil
-	p.LoginAt = s.Clock().Unix()
-	return s.proceedAs(w, r, c, p, &sess, l.User, identity.SessionRef(sess.IDHash))
+	// Start the session and continue the request (or go to next).
+	return s.signedIn(w, r, l, c, p, r.PostForm.Get("next"))
 }
 
 func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, data map[string]any, err error, formTo string) error {
@@ -257,7 +264,19 @@ func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, data map[s
 		return err
 	}
 	s.Errors.LogOnly(r, err)
-	return s.render(w, r, status, "login.html", data, formTo)
+	return s.renderLogin(w, r, status, data, formTo)
+}
+
+// renderLogin writes the login page: with a button per upstream provider
+// (each form posts to /login/upstream/{id}, which redirects to the
+// provider, so CSP form-action allows the providers' origins), or the TOTP
+// step.
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, data map[string]any, formTo string) error {
+	if data["TOTP"] == true {
+		return s.render(w, r, status, "login.html", data, formTo)
+	}
+	data["Providers"] = s.loginProviders()
+	return s.render(w, r, status, "login.html", data, append([]string{formTo}, s.providerOrigins()...)...)
 }
 
 // totpPending is a first factor that still owes its TOTP code, sealed
@@ -266,12 +285,20 @@ type totpPending struct {
 	UserID   string `json:"u"`
 	AuthTime int64  `json:"t"`
 	Expires  int64  `json:"e"`
+	// Upstream: the first factor was a sign-in at an upstream provider,
+	// whose methods (RFC 8176) AMR lists; otherwise it was a password.
+	Upstream bool     `json:"up,omitempty"`
+	AMR      []string `json:"a,omitempty"`
 }
 
 const totpPurpose = "smartgate totp pending v1"
 
 func (s *Server) sealTOTPPending(l identity.Login) (string, error) {
-	b, _ := json.Marshal(totpPending{UserID: l.User.ID, AuthTime: l.AuthTime.Unix(), Expires: s.Clock().Add(5 * time.Minute).Unix()})
+	tp := totpPending{UserID: l.User.ID, AuthTime: l.AuthTime.Unix(), Expires: s.Clock().Add(5 * time.Minute).Unix()}
+	if !slices.Equal(l.AMR, []string{identity.AMRPassword}) {
+		tp.Upstream, tp.AMR = true, l.AMR
+	}
+	b, _ := json.Marshal(tp)
 	sealed, err := s.KEK.Seal(totpPurpose, b)
 	if err != nil {
 		return "", err
@@ -297,7 +324,11 @@ func (s *Server) openTOTPPending(ctx context.Context, raw string) (identity.Logi
 	if err != nil {
 		return identity.Login{}, expired
 	}
-	return identity.Login{User: u, AuthTime: time.Unix(tp.AuthTime, 0), AMR: []string{identity.AMRPassword}, NeedTOTP: true}, nil
+	amr := []string{identity.AMRPassword}
+	if tp.Upstream {
+		amr = tp.AMR
+	}
+	return identity.Login{User: u, AuthTime: time.Unix(tp.AuthTime, 0), AMR: amr, NeedTOTP: true}, nil
 }
 
 type clientInfo struct {

@@ -279,7 +279,7 @@ func wantSurface(r *http.Request) problem.Surface {
 			return problem.SurfaceOAuth
 		}
 		return problem.SurfaceHTML
-	case p == "/oauth2/logout", p == "/login", p == "/consent", p == "/select-patient", p == "/account/apps":
+	case p == "/oauth2/logout", p == "/login", p == "/login/callback", upstreamPage(p), p == "/consent", p == "/select-patient", p == "/account/apps":
 		return problem.SurfaceHTML
 	case strings.HasPrefix(p, "/oauth2/"), strings.HasPrefix(p, "/.well-known/"), strings.HasPrefix(p, "/admin/api/"):
 		return problem.SurfaceOAuth
@@ -291,6 +291,12 @@ func wantSurface(r *http.Request) problem.Surface {
 		return problem.SurfaceHTML
 	}
 	return problem.SurfaceOAuth
+}
+
+// upstreamPage reports a path the /login/upstream/{id} route serves.
+func upstreamPage(p string) bool {
+	id, ok := strings.CutPrefix(p, "/login/upstream/")
+	return ok && id != "" && !strings.Contains(id, "/")
 }
 
 func truncate(s string) string {

@@ -214,6 +214,8 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 	s.handle(mux, "/oauth2/launch", problem.SurfaceOAuth, false, post, s.oauth.Launch)
 	s.handle(mux, "/oauth2/logout", problem.SurfaceHTML, false, getPost, s.oauth.Logout)
 	s.handle(mux, "/login", problem.SurfaceHTML, false, getPost, s.oauth.Login)
+	s.handle(mux, "/login/upstream/{id}", problem.SurfaceHTML, false, post, s.oauth.LoginUpstream)
+	s.handle(mux, "/login/callback", problem.SurfaceHTML, false, get, s.oauth.LoginCallback)
 	s.handle(mux, "/select-patient", problem.SurfaceHTML, false, getPost, s.oauth.SelectPatient)
 	s.handle(mux, "/consent", problem.SurfaceHTML, false, getPost, s.oauth.Consent)
 	s.handle(mux, "/account/apps", problem.SurfaceHTML, false, getPost, s.oauth.AccountApps)
