@@ -43,12 +43,23 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	}
 	raw = strings.TrimSpace(raw)
 	c, err := a.tokens.Verify(r.Context(), raw)
+	if err != nil && a.external != nil {
+		c, err = a.verifyExternal(r.Context(), raw, err)
+	}
 	if err != nil {
 		var te *token.Error
+		var pe *problem.Error
 		desc := "the access token could not be verified"
-		if errors.As(err, &te) {
+		switch {
+		case errors.As(err, &te) && te.Reason == token.NoUsableScope:
+			// A sound token that allows nothing here: insufficient scope
+			// (RFC 6750 section 3.1), not a bad token.
+			return nil, insufficient("", "the access token is %s: %s", te.Reason, te.Description)
+		case errors.As(err, &te):
 			desc = "the access token is " + string(te.Reason) + ": " + te.Description
-		} else {
+		case errors.As(err, &pe):
+			return nil, pe // an external issuer could not be reached
+		default:
 			return nil, problem.Internal(err)
 		}
 		return nil, problem.New(problem.InvalidToken, "%s", desc).
@@ -56,6 +67,31 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	}
 	scopes, _ := scope.ParseList(c.Scope)
 	return &caller{claims: c, scopes: scopes}, nil
+}
+
+// ExternalVerifier verifies access tokens of the external issuers an
+// administrator trusts (federation.issuers; internal/extauth). Its claims
+// go through the same enforcement as smartgate's own. It returns
+// token.ErrNotExternal for a token it has no say on.
+type ExternalVerifier interface {
+	Verify(ctx context.Context, raw string) (*token.Claims, error)
+}
+
+// verifyExternal asks the external verifier about a token smartgate's own
+// verifier refused as not its own (malformed for it, not issued here, or a
+// signature none of its keys makes); its own tokens never take this path.
+// Any other refusal, and a token the external verifier has no say on,
+// keeps the own verifier's answer.
+func (a *API) verifyExternal(ctx context.Context, raw string, own error) (*token.Claims, error) {
+	var te *token.Error
+	if !errors.As(own, &te) || (te.Reason != token.Malformed && te.Reason != token.NotIssuedHere && te.Reason != token.BadSignature) {
+		return nil, own
+	}
+	c, err := a.external.Verify(ctx, raw)
+	if errors.Is(err, token.ErrNotExternal) {
+		return nil, own
+	}
+	return c, err
 }
 
 // headerSafe keeps a quoted-string of WWW-Authenticate within the

@@ -56,6 +56,9 @@ type Deps struct {
 	// Exports stores Bulk Data export jobs; nil turns $export off.
 	Exports    store.Exports
 	ExportOpts ExportOptions
+	// External verifies access tokens of trusted external issuers
+	// (federation.issuers); nil accepts only smartgate's own tokens.
+	External ExternalVerifier
 }
 
 // API serves /fhir.
@@ -79,6 +82,8 @@ type API struct {
 
 	capMu   sync.Mutex
 	capJSON []byte
+
+	external ExternalVerifier // nil: only smartgate's own tokens
 }
 
 // New returns the API.
@@ -88,7 +93,7 @@ func New(d Deps) *API {
 	}
 	return &API{store: d.Store, tokens: d.Tokens, base: strings.TrimRight(d.Base, "/"), issuer: d.Issuer,
 		audit: d.Audit, log: d.Log, soft: d.Software, ver: d.Version, start: time.Now().UTC(), uris: d.OAuthURIs, practitionerAccess: d.PractitionerAccess,
-		exports: d.Exports, exportOpts: d.ExportOpts, exportWake: make(chan struct{}, 1)}
+		exports: d.Exports, exportOpts: d.ExportOpts, exportWake: make(chan struct{}, 1), external: d.External}
 }
 
 // Methods are the HTTP methods the FHIR API answers (others get 405).

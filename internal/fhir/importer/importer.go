@@ -37,6 +37,10 @@ type Options struct {
 	// ChunkSize is the entries written per store transaction (default
 	// 1000: larger chunks write each index page fewer times).
 	ChunkSize int
+	// ChunkBytes ends a chunk early when its resources reach this many
+	// bytes (default 4 MiB), so that large resources do not make large
+	// chunks: memory holds about three chunks whatever the file holds.
+	ChunkBytes int
 	// Workers validate and index entries in parallel (default GOMAXPROCS).
 	Workers int
 	// MaxFailures is how many failures each file's summary lists (default
@@ -64,6 +68,9 @@ type Importer struct {
 func New(api *fhir.API, opt Options) *Importer {
 	if opt.ChunkSize <= 0 {
 		opt.ChunkSize = 1000
+	}
+	if opt.ChunkBytes <= 0 {
+		opt.ChunkBytes = 4 << 20
 	}
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
@@ -279,12 +286,13 @@ func (im *Importer) stream(ctx context.Context, r Reader, kind posKind, bare boo
 		for {
 			items := make([]Item, 0, im.opt.ChunkSize)
 			var err error
-			for len(items) < im.opt.ChunkSize {
+			for bytes := 0; len(items) < im.opt.ChunkSize && bytes < im.opt.ChunkBytes; {
 				var it Item
 				if it, err = r.Next(); err != nil {
 					break
 				}
 				items = append(items, it)
+				bytes += len(it.Entry.Resource)
 			}
 			if len(items) > 0 {
 				select {
@@ -336,8 +344,8 @@ func (im *Importer) prepare(items []Item, bare bool) []pending {
 					}
 					if e.Request == nil && e.Resource == nil {
 						p.err = fmt.Errorf("entry %d has no resource", it.Pos)
-					} else {
-						p.op, p.err = im.api.PrepareImport(it.Pos, e)
+					} else if p.op, p.err = im.api.PrepareImport(it.Pos, e); p.err == nil {
+						p.raw = nil // the op holds what is written; let the line go
 					}
 				}
 				out[i] = p

@@ -87,16 +87,20 @@ func (n *NDJSONReader) readLine() (line []byte, tooLong bool, err error) {
 	n.buf = n.buf[:0]
 	for {
 		frag, err := n.r.ReadSlice('\n')
+		content := frag
+		if err == nil {
+			content = frag[:len(frag)-1]
+		}
 		if !tooLong {
-			if len(n.buf)+len(frag) > n.max+1 { // +1: the newline
+			if len(n.buf)+len(content) > n.max {
 				tooLong, n.buf = true, n.buf[:0]
 			} else {
-				n.buf = append(n.buf, frag...)
+				n.buf = append(n.buf, content...)
 			}
 		}
 		switch {
 		case err == nil:
-			return bytes.TrimSuffix(n.buf, []byte{'\n'}), tooLong, nil
+			return n.buf, tooLong, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		default:
