@@ -22,6 +22,7 @@ import (
 	"smartgate/internal/changes"
 	"smartgate/internal/clientkeys"
 	"smartgate/internal/discovery"
+	"smartgate/internal/extauth"
 	"smartgate/internal/fhir"
 	"smartgate/internal/fhir/devdata"
 	"smartgate/internal/httpx"
@@ -94,7 +95,11 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 	cfg := &a.Cfg.Config
 	s.revs = token.NewRevocations(a.Store, nil)
 	s.tokens = token.New(a.Keys, s.revs, token.Options{Issuer: s.issuer, Audience: s.issuer + "/fhir"})
-	s.fhir = fhir.New(fhir.Deps{
+	var external fhir.ExternalVerifier // stays a nil interface without issuers
+	if len(cfg.Federation.Issuers) > 0 {
+		external = extauth.New(extauth.Options{Own: s.issuer, FHIRBase: s.issuer + "/fhir", Issuers: cfg.Federation.Issuers, Dev: cfg.Dev})
+	}
+	s.fhir = fhir.New(fhir.Deps{External: external,
 		Store: a.Store, Tokens: s.tokens, Base: s.issuer + "/fhir", Issuer: s.issuer, Audit: aw, Log: a.Log,
 		Software: "smartgate", Version: Version, PractitionerAccess: cfg.FHIR.PractitionerAccess,
 		Exports: a.Store, ExportOpts: fhir.ExportOptions{Retention: cfg.Export.Retention.D(), MaxFileLines: cfg.Export.MaxFileResources, MaxActivePerApp: cfg.Export.MaxActivePerClient},
