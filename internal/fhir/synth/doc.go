@@ -23,7 +23,7 @@
 //	syn-<S>-<n>-qr|obs-hvs|phq2-...      Hunger Vital Sign and PHQ-2 screens (QuestionnaireResponse and Observations)
 //	syn-<S>-<n>-obs-smoking|orientation|alcohol|pregnancy|pregnancy-intent-<v>   social history
 //	syn-<S>-<n>-cond-<problem>           Condition (problem list, health concern; -<v> for a visit's diagnosis)
-//	syn-<S>-<n>-medrx|meddisp-<drug>-<v>[-<fill>]   MedicationRequest and MedicationDispense
+//	syn-<S>-<n>-medrx|meddisp-<drug>[-<v>][-<fill>]   MedicationRequest and MedicationDispense (-<v>: a visit's illness)
 //	syn-<S>-<n>-imm-<vaccine>-<v>        Immunization
 //	syn-<S>-<n>-proc-..., -device-...    Procedure and implanted Device
 //	syn-<S>-<n>-sr|obs|dr-cxr-<v>        the chest X-ray of the emergency visit (order, finding, report with its image)

@@ -82,7 +82,13 @@ func (c *chart) medications() {
 	}
 	for _, p := range rx {
 		d, v := p.d, p.v
-		id := c.id("medrx", d.slug, strconv.Itoa(v.n))
+		// A long-term drug is prescribed once; an illness's drug per visit
+		// (the same drug may be both).
+		key := []string{d.slug}
+		if !p.long {
+			key = append(key, strconv.Itoa(v.n))
+		}
+		id := c.id(append([]string{"medrx"}, key...)...)
 		authored := v.start.Add(25 * time.Minute)
 		status, course := "completed", acuteCourse
 		if p.long {
@@ -126,7 +132,7 @@ func (c *chart) medications() {
 			if handed.After(anchor) || (!c.death.IsZero() && handed.After(c.death)) {
 				break
 			}
-			c.add("MedicationDispense", c.id("meddisp", d.slug, strconv.Itoa(v.n), strconv.Itoa(f+1)), "us-core-medicationdispense", obj{
+			c.add("MedicationDispense", c.id(append(append([]string{"meddisp"}, key...), strconv.Itoa(f+1))...), "us-core-medicationdispense", obj{
 				{"status", "completed"},
 				c.medication(d),
 				{"subject", c.subject()},

@@ -411,10 +411,15 @@ func TestMustSupportElementsAreFilled(t *testing.T) {
 	}
 	// seen[profile][path]: filled in some resource of the whole set.
 	seen := map[string]map[string]bool{}
+	ids := map[string]bool{} // the test also proves ids unique over a large set
 	check := func(who string, rs []Resource, perPatient bool) map[string]bool {
 		// filled[profile][path] over rs
 		filled := map[string]map[string]bool{}
 		for _, r := range rs {
+			if ids[r.Type+"/"+r.ID] {
+				t.Errorf("%s/%s: id used twice", r.Type, r.ID)
+			}
+			ids[r.Type+"/"+r.ID] = true
 			var m map[string]any
 			if err := json.Unmarshal(r.Body, &m); err != nil {
 				t.Fatalf("%s/%s: %v", r.Type, r.ID, err)
