@@ -152,6 +152,8 @@ func TestRefused(t *testing.T) {
 		{"nbf beyond the skew", v, is.AccessToken(with(map[string]any{"nbf": now + 120})), token.NotYetValid, []string{"nbf", "clocks"}},
 		{"iat beyond the skew", v, is.AccessToken(with(map[string]any{"iat": now + 120})), token.NotYetValid, []string{"iat", "clocks"}},
 		{"no exp", v, is.AccessToken(with(map[string]any{"exp": nil})), token.Malformed, []string{"no exp"}},
+		{"id_token without typ", v, is.Sign(is.RSA, jose.RS256, "rsa-1", "", with(map[string]any{"nonce": "n", "aud": "app"})), token.IDToken, []string{"no typ header", "a nonce", "id_token"}},
+		{"old Keycloak access token, types not set", v, is.Sign(is.RSA, jose.RS256, "rsa-1", "JWT", with(map[string]any{"nonce": "n", "typ": "Bearer"})), token.WrongType, []string{`typ "JWT"`}},
 		{"id_token by typ header", v, is.Sign(is.RSA, jose.RS256, "rsa-1", "id_token+jwt", with(nil)), token.IDToken, []string{"id_token"}},
 		{"Keycloak id_token (typ claim ID)", vkc, is.Sign(is.RSA, jose.RS256, "rsa-1", "JWT", with(map[string]any{"typ": "ID", "aud": []string{"app", aud}})), token.IDToken, []string{`"ID"`}},
 		{"id_token with at_hash", vkc, is.Sign(is.RSA, jose.RS256, "rsa-1", "JWT", with(map[string]any{"at_hash": "abc"})), token.IDToken, []string{"at_hash"}},

@@ -20,6 +20,10 @@ type peeked struct {
 	hasTyp        bool
 	iss           string
 	hasIss        bool
+	// idMark names an unverified sign of an id_token (a typ claim "ID", a
+	// nonce, at_hash, c_hash or s_hash), for the message when the typ
+	// header already refuses the token.
+	idMark string
 }
 
 // peek reads the unverified header and iss of a JWS Compact Serialization
@@ -65,10 +69,29 @@ func peek(raw string) (p peeked, isJWT bool, err error) {
 		return malformed("its payload is not base64url")
 	}
 	var claims struct {
-		Iss json.RawMessage `json:"iss"`
+		Iss    json.RawMessage `json:"iss"`
+		Typ    any             `json:"typ"`
+		Nonce  json.RawMessage `json:"nonce"`
+		AtHash json.RawMessage `json:"at_hash"`
+		CHash  json.RawMessage `json:"c_hash"`
+		SHash  json.RawMessage `json:"s_hash"`
 	}
 	if json.Unmarshal(pb, &claims) != nil {
 		return malformed("its payload is not a JSON object")
+	}
+	switch {
+	case claims.Typ == "ID":
+		p.idMark = `a typ claim "ID"`
+	case claims.AtHash != nil:
+		p.idMark = "at_hash"
+	case claims.CHash != nil:
+		p.idMark = "c_hash"
+	case claims.SHash != nil:
+		p.idMark = "s_hash"
+	case claims.Nonce != nil && !isBearer(claims.Typ):
+		// Keycloak before 24 put the nonce into access tokens too; they
+		// say typ "Bearer".
+		p.idMark = "a nonce"
 	}
 	if claims.Iss != nil {
 		p.hasIss = true
@@ -97,6 +120,12 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, p peeked, now time
 	switch {
 	case strings.Contains(typ, "id_token") || strings.Contains(typ, "id-token"):
 		return nil, until, token.Refuse(token.IDToken, "its typ is %s: an id_token says who signed in to an app and is never an access token; send the access_token from %s's token response", clip(p.typ), is.cfg.Issuer)
+	case !is.types[typ] && p.idMark != "":
+		got := "no typ header"
+		if p.hasTyp {
+			got = "typ " + clip(p.typ)
+		}
+		return nil, until, token.Refuse(token.IDToken, "it has %s and carries %s: it is an id_token, which says who signed in to an app and is never an access token; send the access_token from %s's token response", got, p.idMark, is.cfg.Issuer)
 	case !is.types[typ]:
 		got := "no typ header"
 		if p.hasTyp {
@@ -165,4 +194,9 @@ func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 		}
 	}
 	return m, nil
+}
+
+func isBearer(v any) bool {
+	s, ok := v.(string)
+	return ok && strings.EqualFold(s, "Bearer")
 }
