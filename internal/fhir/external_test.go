@@ -1,16 +1,20 @@
 package fhir_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	gojose "github.com/go-jose/go-jose/v4"
 
+	"smartgate/internal/audit"
 	"smartgate/internal/config"
 	"smartgate/internal/extauth"
 	"smartgate/internal/extauth/extauthtest"
 	"smartgate/internal/fhir"
 	"smartgate/internal/fhir/devdata"
+	"smartgate/internal/store"
 )
 
 // Access tokens of a trusted external issuer (federation.issuers) go
@@ -104,6 +108,29 @@ func TestExternalTokens(t *testing.T) {
 		r := f.do("GET", "/Patient/"+me, "not-a-token", nil)
 		if h := r.header.Get("WWW-Authenticate"); r.status != 401 || !strings.Contains(h, "the access token is malformed") {
 			t.Errorf("an opaque token, no issuer introspecting: %d %q", r.status, h)
+		}
+	})
+
+	t.Run("audit events name the issuer", func(t *testing.T) {
+		var st store.Audit
+		var aw *audit.Writer
+		g := newFixture(t, "sqlite", func(d *fhir.Deps) {
+			st = d.Store.(store.Audit)
+			aw = audit.New(st, audit.Options{BatchSize: 16, FlushInterval: 10 * time.Millisecond, QueueSize: 64})
+			d.Audit = aw
+			d.External = extauth.New(extauth.Options{Own: issuer, FHIRBase: issuer + "/fhir", Issuers: []config.ExternalIssuer{kc}})
+		})
+		tok := keycloak(map[string]any{"scp": []string{"system/Patient.rs"}, "client_id": nil, "azp": "lab-portal", "sub": "svc-1"})
+		if r := g.do("GET", "/Patient/"+me, tok, nil); r.status != 200 {
+			t.Fatalf("read: %d %s", r.status, r.body)
+		}
+		aw.Close()
+		evs, err := st.ListAudit(context.Background(), store.AuditFilter{Action: "fhir.read"})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("fhir.read events: %v %+v", err, evs)
+		}
+		if e := evs[0]; e.ClientID != "lab-portal@"+is.URL || e.Actor != "user:svc-1@"+is.URL {
+			t.Errorf("audit event actor %q client %q, want both named with the issuer %s", e.Actor, e.ClientID, is.URL)
 		}
 	})
 
