@@ -109,15 +109,6 @@ func New(opts Options) *Verifier {
 	return v
 }
 
-// Issuers lists the trusted issuers, in configuration order.
-func (v *Verifier) Issuers() []string {
-	out := make([]string, len(v.issuers))
-	for i, is := range v.issuers {
-		out[i] = is.cfg.Issuer
-	}
-	return out
-}
-
 // Verify checks a bearer token that smartgate's own verifier did not
 // accept. It returns the claims of a valid external token; a *token.Error
 // saying why a token of (or claiming) an external issuer is refused; a

@@ -422,6 +422,36 @@ func TestIntrospectionCredentials(t *testing.T) {
 	}
 }
 
+// Many requests at once share the caches and the fetches safely (run
+// with -race).
+func TestConcurrent(t *testing.T) {
+	is := extauthtest.New(t)
+	v := newVerifier(t, nil, is.Config(aud))
+	is.Opaque("opaque-1", map[string]any{"scope": "system/*.rs", "client_id": "svc", "aud": aud, "exp": time.Now().Unix() + 300})
+	toks := []string{"opaque-1", is.AccessToken(is.Claims(aud, "system/*.rs", nil)),
+		is.Sign(is.EC, jose.ES256, "ec-1", "at+jwt", is.Claims(aud, "system/Patient.rs", nil))}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if _, err := v.Verify(context.Background(), toks[(g+i)%len(toks)]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := is.JWKSFetches(); n != 1 {
+		t.Errorf("JWK Set fetched %d times by concurrent requests, want 1", n)
+	}
+	if n := is.Introspections(); n != 1 {
+		t.Logf("%d introspections for one opaque token under concurrency (each miss asks; then cached)", n)
+	}
+}
+
 // FuzzVerify: any bearer value is refused or accepted, never a panic.
 func FuzzVerify(f *testing.F) {
 	is := extauthtest.New(f)
