@@ -208,7 +208,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		}
 		saved := b.filter
 		b.filter = true // a NOT IN list would hold every row of the param
-		term := b.member(alias, "x.rid", table+" x", "x.res_type = "+b.arg(typ)+" AND x.param = "+b.arg(c.Param))
+		term := b.probe(alias, table, "x.res_type = "+b.arg(typ)+" AND x.param = "+b.arg(c.Param))
 		b.filter = saved
 		if c.Missing {
 			return "NOT " + term
@@ -314,7 +314,22 @@ func (b *condBuilder) leaf(alias, table, typ, param, cond string) string {
 	tail := append([]any(nil), b.args[len(b.args)-n:]...)
 	b.args = append(b.args[:len(b.args)-n], typ, param)
 	b.args = append(b.args, tail...)
-	return b.member(alias, "x.rid", table+" x", "x.res_type = ? AND x.param = ? AND "+cond)
+	return b.probe(alias, table, "x.res_type = ? AND x.param = ? AND "+cond)
+}
+
+// probe is member for a term on one index table (x). As a filter on
+// SQLite, the correlated EXISTS looks the candidate up by rid, through the
+// table's <table>_rid index, named: left to choose, SQLite prefers the
+// index whose leading columns the term's equalities fill (res_type, param,
+// code, system), and then walks every row of that code for each
+// candidate. A patient's Observations of one LOINC code from a date took
+// 0.8-1.9 s at 34k resources that way, growing with the database, and
+// 10 ms by rid.
+func (b *condBuilder) probe(alias, table, where string) string {
+	if b.filter && !b.db.postgres {
+		return "EXISTS (SELECT 1 FROM " + table + " x INDEXED BY " + table + "_rid WHERE x.rid = " + alias + ".rid AND " + where + ")"
+	}
+	return b.member(alias, "x.rid", table+" x", where)
 }
 
 func kindTable(kind string) (string, bool) {
