@@ -92,11 +92,11 @@ EHR integrations do the same over HTTP: POST /oauth2/launch (docs/flows/ehr-laun
 }
 
 func tokenCmd(g *globals) *cobra.Command {
-	var server, scopes string
+	var server, scopes, clientID, keyFile, kid, alg string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Sign in through the browser and print a token response (for scripts and tools)",
+		Short: "Print a token response: signed in through the browser, or as a backend service with a key",
 		Long: `Get an access token as a signed-in user, the way a native app does
 (RFC 8252): smartgate token listens on a loopback port, prints the
 authorization URL to open in a browser, and after you sign in and consent
@@ -106,8 +106,17 @@ It prints the token response as JSON on standard output:
   TOKEN=$(smartgate token | jq -r .access_token)
   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/fhir/Patient
 
-Unattended jobs (no user) use SMART Backend Services instead
-(docs/flows/backend-service.md).`,
+Unattended jobs (no user) use SMART Backend Services: with --client-id and
+--key-file, smartgate token signs a client assertion (RFC 7523; RS384 for an
+RSA key, ES384 for a P-384 key) with the service's private key, a PEM file
+or a private JWK, and prints the client_credentials token response
+(docs/flows/backend-service.md):
+
+  smartgate token --client-id demo-backend --key-file private.pem --scope system/Observation.rs`,
+		Example: `  smartgate token > token.json
+  smartgate token --client-id CLIENT_ID --key-file private.pem --server http://127.0.0.1:8080
+  jq '.[] | select(.client_id == "demo-backend") | .private_jwk' smartgate-data/dev-clients.json > demo-backend.jwk
+  smartgate token --client-id demo-backend --key-file demo-backend.jwk`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if server == "" {
@@ -121,13 +130,30 @@ Unattended jobs (no user) use SMART Backend Services instead
 			if server == "" {
 				return errors.New("--server is required (the issuer URL, e.g. http://127.0.0.1:8080)")
 			}
+			if keyFile != "" || clientID != "" {
+				if keyFile == "" || clientID == "" {
+					return errors.New("a backend service needs both --client-id and --key-file (its private key: a PEM file or a private JWK)")
+				}
+				s := ""
+				if cmd.Flags().Changed("scope") {
+					s = scopes // else the server grants every system/ scope the client registered
+				}
+				return runBackendToken(cmd.Context(), g, server, clientID, keyFile, kid, alg, s)
+			}
+			if kid != "" || alg != "" {
+				return errors.New("--kid and --alg go with --client-id and --key-file (a backend service)")
+			}
 			return runTokenFlow(cmd.Context(), g, server, scopes, timeout)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&server, "server", "", "smartgate's issuer URL (default: the configured issuer; dev: http://127.0.0.1:8080)")
-	f.StringVar(&scopes, "scope", "openid fhirUser offline_access user/*.rs", "scopes to ask for")
+	f.StringVar(&scopes, "scope", "openid fhirUser offline_access user/*.rs", "scopes to ask for (with --key-file: system/ scopes; default: every scope the client registered)")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the browser")
+	f.StringVar(&clientID, "client-id", "", "backend service: the client_id to sign the assertion as (with --key-file)")
+	f.StringVar(&keyFile, "key-file", "", "backend service: its private key, a PEM file (PKCS#8, PKCS#1 or SEC 1) or a private JWK (JSON)")
+	f.StringVar(&kid, "kid", "", "backend service: the kid of the registered key (default: the JWK's kid; for PEM, the RFC 7638 thumbprint)")
+	f.StringVar(&alg, "alg", "", "backend service: the signing algorithm (default: RS384 for RSA, ES384 for P-384, ES256 for P-256, EdDSA for Ed25519)")
 	return cmd
 }
 

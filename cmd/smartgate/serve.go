@@ -26,6 +26,12 @@ func serveCmd(g *globals) *cobra.Command {
       data and demo users (dev-users.json, mode 0600) in --data-dir (default
       ./smartgate-data). The demo passwords are printed on the first start.
 
+  smartgate serve --sandbox
+      Dev mode plus the sandbox at /sandbox: a launch simulator (EHR and
+      standalone launches of any app, with a chosen patient, encounter and
+      user) and error injection (choose the error a client gets on its next
+      request). For app developers on their own machine (docs/portal.md).
+
   smartgate serve --config /etc/smartgate/smartgate.yaml
       Production: needs an https issuer, TLS (tls.cert_file/tls.key_file, or a
       TLS-terminating proxy in trusted_proxies) and a KEK; optionally a
@@ -74,5 +80,10 @@ SIGTERM or SIGINT shuts down gracefully; SIGHUP reloads the TLS certificate.`,
 	f := cmd.Flags()
 	f.String("listen", "", "address to listen on (dev default 127.0.0.1:8080; :8443 with TLS, else :8080)")
 	f.String("issuer", "", "public https:// base URL of this server (required outside dev mode)")
+	f.Bool("sandbox", false, "sandbox mode: dev mode plus the launch simulator and error injection at /sandbox")
 	return cmd
+}
+
+func init() {
+	flagKeys["sandbox"] = "sandbox" // serve --sandbox (config key sandbox)
 }

@@ -19,6 +19,7 @@ import (
 // docs/configuration.md documents every key; a test keeps them in step.
 type Config struct {
 	Dev              bool         `yaml:"dev"`
+	Sandbox          bool         `yaml:"sandbox"` // dev mode plus /sandbox (launch simulator, error injection); turns Dev on
 	Issuer           string       `yaml:"issuer"`
 	Listen           string       `yaml:"listen"`
 	DataDir          string       `yaml:"data_dir"`
@@ -211,6 +212,9 @@ func Default() Config {
 // after all layers are applied and before Validate.
 func (c *Config) Resolve() {
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Sandbox {
+		c.Dev = true // the sandbox is dev mode plus the simulator
+	}
 	if c.Dev {
 		if c.Listen == "" {
 			c.Listen = DevListen

@@ -65,6 +65,9 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 		return nil, problem.New(problem.InvalidToken, "%s", desc).
 			WithHeader("WWW-Authenticate", realm+`, error="invalid_token", error_description="`+headerSafe(desc)+`"`)
 	}
+	if err := a.sandboxTokenError(r, c); err != nil {
+		return nil, err
+	}
 	scopes, _ := scope.ParseList(c.Scope)
 	return &caller{claims: c, scopes: scopes}, nil
 }

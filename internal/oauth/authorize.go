@@ -191,6 +191,9 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.authorizeFailed(w, r, c, err)
 	}
+	if err := s.sandboxAuthorizeError(r, c, p); err != nil {
+		return s.authorizeFailed(w, r, c, err)
+	}
 	if err := s.takeLaunch(r.Context(), q.Get("launch"), c, p); err != nil {
 		return s.authorizeFailed(w, r, c, err)
 	}

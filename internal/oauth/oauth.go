@@ -45,6 +45,10 @@ type Deps struct {
 	Users    *identity.Service // sign-in, sessions
 	Patients Patients          // who may act for which patient
 	Exists   ResourceExists    // launch context ids are checked
+
+	// Sandbox injects chosen errors (serve --sandbox); nil otherwise, and
+	// then every sandbox hook does nothing.
+	Sandbox *Sandbox
 }
 
 // Server is the authorization server of one node.

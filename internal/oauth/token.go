@@ -78,6 +78,9 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request) error {
 		s.audit(ctx, audit.Event{Actor: "client:" + id, ClientID: id, Action: "token.refuse", Outcome: audit.Failure, Detail: detail("error", string(problem.From(err).ID), "grant_type", form.Get("grant_type"))})
 		return err
 	}
+	if err := s.sandboxTokenError(r, c, form); err != nil {
+		return err
+	}
 	limitKey := c.ID
 	if c.Type == Public {
 		// Anyone can name a public client: limit it per address, so that

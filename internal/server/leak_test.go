@@ -281,6 +281,8 @@ func wantSurface(r *http.Request) problem.Surface {
 		return problem.SurfaceHTML
 	case p == "/oauth2/logout", p == "/login", p == "/login/callback", upstreamPage(p), p == "/consent", p == "/select-patient", p == "/account/apps":
 		return problem.SurfaceHTML
+	case p == "/developers", strings.HasPrefix(p, "/developers/"), p == "/docs/try", strings.HasPrefix(p, "/docs/try/"):
+		return problem.SurfaceHTML // the developer portal and the walkthrough
 	case strings.HasPrefix(p, "/oauth2/"), strings.HasPrefix(p, "/.well-known/"), strings.HasPrefix(p, "/admin/api/"):
 		return problem.SurfaceOAuth
 	case p == "/", p == "/docs/errors", p == "/favicon.ico", strings.HasPrefix(p, "/static/"):

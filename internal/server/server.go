@@ -57,6 +57,9 @@ type Server struct {
 	oauth  *oauth.Server
 	fhir   *fhir.API
 	users  *identity.Service
+
+	portal  *oauth.Portal  // /developers, /docs/try and /sandbox
+	sandbox *oauth.Sandbox // error injection; nil unless serve --sandbox
 }
 
 // Route is one registered endpoint.
@@ -117,11 +120,16 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 		a.Log.Error("the KEK could not be loaded; sign-in pages will fail", "error", err.Error())
 	}
 	s.users = identity.FromConfig(a.Store, cfg, func() (*keys.KEK, error) { return app.LoadKEK(cfg) }, aw)
+	if cfg.Sandbox {
+		s.sandbox = oauth.NewSandbox(nil)
+	}
 	s.oauth = oauth.New(oauth.Deps{
 		Config: cfg, Issuer: s.issuer, Store: a.Store, Tokens: s.tokens, Audit: aw, Log: a.Log,
 		Keys:   clientkeys.New(clientkeys.Options{AllowPrivate: cfg.Dev}),
 		Errors: s.errs, KEK: kek, Users: s.users, Patients: s.fhir, Exists: s.fhir.Exists,
+		Sandbox: s.sandbox,
 	})
+	s.portal = oauth.NewPortal(s.oauth)
 
 	mux := http.NewServeMux()
 	s.routesOn(mux)
@@ -145,6 +153,7 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 		}),
 		maxBody(1<<20, fhir.MaxBody),
 	)
+	s.portal.SetHandler(s.handler) // the walkthrough's requests go through the whole node
 	return s
 }
 
@@ -237,6 +246,7 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 		return nil
 	})
 	s.handle(mux, "/docs/errors", problem.SurfaceHTML, false, get, s.errorsPage)
+	s.portalRoutes(mux)
 	s.handle(mux, "/{$}", problem.SurfaceHTML, false, get, s.home)
 	s.handle(mux, "/favicon.ico", problem.SurfaceHTML, false, get, func(w http.ResponseWriter, r *http.Request) error {
 		// No icon: an empty answer browsers cache, instead of a 404 on every page.
@@ -250,6 +260,27 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 	}))
 }
 
+// portalRoutes registers the developer pages (docs/portal.md): the portal
+// and the walkthrough always, the sandbox only in sandbox mode.
+func (s *Server) portalRoutes(mux *http.ServeMux) {
+	get, post := []string{http.MethodGet}, []string{http.MethodPost}
+	getPost := []string{http.MethodGet, http.MethodPost}
+	s.handle(mux, "/developers", problem.SurfaceHTML, false, get, s.portal.Developers)
+	s.handle(mux, "/developers/register", problem.SurfaceHTML, false, post, s.portal.Register)
+	s.handle(mux, "/developers/apps", problem.SurfaceHTML, false, post, s.portal.App)
+	s.handle(mux, "/developers/apps/{client_id}", problem.SurfaceHTML, false, getPost, s.portal.App)
+	s.handle(mux, "/docs/try", problem.SurfaceHTML, false, get, s.portal.Try)
+	s.handle(mux, "/docs/try/start", problem.SurfaceHTML, false, post, s.portal.TryStart)
+	s.handle(mux, "/docs/try/callback", problem.SurfaceHTML, false, get, s.portal.TryCallback)
+	s.handle(mux, "/docs/try/token", problem.SurfaceHTML, false, post, s.portal.TryToken)
+	s.handle(mux, "/docs/try/fhir", problem.SurfaceHTML, false, post, s.portal.TryFHIR)
+	if s.sandbox != nil {
+		s.handle(mux, "/sandbox", problem.SurfaceHTML, false, get, s.portal.SandboxPage)
+		s.handle(mux, "/sandbox/launch", problem.SurfaceHTML, false, post, s.portal.SandboxLaunch)
+		s.handle(mux, "/sandbox/inject", problem.SurfaceHTML, false, post, s.portal.SandboxInject)
+	}
+}
+
 // fhirRoutes registers the FHIR API: one method-less pattern for the whole
 // tree (the API dispatches by path and method itself), so that the more
 // specific /fhir/.well-known/smart-configuration keeps its own route.
@@ -259,6 +290,9 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 	hh := httpx.CORS(fhir.Methods, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodHead {
 			r.Method = http.MethodGet // net/http drops the body of a HEAD response
+		}
+		if s.sandbox != nil {
+			r = r.WithContext(fhir.WithSandbox(r.Context(), s.sandbox))
 		}
 		if !slices.Contains(fhir.Methods, r.Method) {
 			w.Header().Set("Allow", allowed)
@@ -280,6 +314,8 @@ func surfaceFor(r *http.Request) problem.Surface {
 		return problem.SurfaceFHIR
 	case strings.HasPrefix(r.URL.Path, "/oauth2/"), strings.HasPrefix(r.URL.Path, "/.well-known/"), strings.HasPrefix(r.URL.Path, "/admin/api/"):
 		return problem.SurfaceOAuth
+	case strings.HasPrefix(r.URL.Path, "/developers/"), strings.HasPrefix(r.URL.Path, "/docs/try/"):
+		return problem.SurfaceHTML // under the developer pages
 	case strings.Contains(r.Header.Get("Accept"), "text/html"):
 		return problem.SurfaceHTML
 	}
@@ -357,6 +393,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if a.Cfg.Dev {
 		if err := s.seedDevData(ctx); err != nil {
 			return err
+		}
+		// The walkthrough's client returns to this node's /docs/try/callback.
+		if err := oauth.EnsureWalkthroughClient(ctx, s.oauth.Clients, s.issuer); err != nil {
+			s.log.Warn("the walkthrough's client could not be set up; /docs/try says why", "error", err.Error())
 		}
 	}
 	go s.janitor(ctx)
