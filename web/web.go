@@ -23,8 +23,13 @@ func Static() fs.FS {
 	return sub
 }
 
-// Templates parses every page template with the shared layout. Each page
-// defines "title" and "content"; render it by executing "layout".
-func Templates(page string) *template.Template {
-	return template.Must(template.New(page).ParseFS(templateFS, "templates/layout.html", "templates/"+page))
+// Templates parses every page template with the shared layout and any
+// partials the page uses (more). Each page defines "title" and "content";
+// render it by executing "layout".
+func Templates(page string, more ...string) *template.Template {
+	files := []string{"templates/layout.html", "templates/" + page}
+	for _, m := range more {
+		files = append(files, "templates/"+m)
+	}
+	return template.Must(template.New(page).ParseFS(templateFS, files...))
 }

@@ -133,7 +133,7 @@ func (s *Server) userGrant(ctx context.Context, t *tokenRequest, granted []scope
 	}
 	if !refresh {
 		// Without a refresh token the grant lives as long as its access token.
-		g.ExpiresAt = s.Clock().Add(s.Config.Tokens.AccessTokenTTL.D()).UTC()
+		g.ExpiresAt = s.Clock().Add(s.live().Tokens.AccessTokenTTL.D()).UTC()
 	}
 	ctxJSON, err := json.Marshal(gc)
 	if err != nil {
@@ -150,7 +150,7 @@ func (s *Server) userGrant(ctx context.Context, t *tokenRequest, granted []scope
 		}
 	}
 	out := &issued{Scopes: granted, Subject: subject, Grant: grantID, Patient: gc.Patient, Encounter: gc.Encounter, FHIRUser: gc.FHIRUser,
-		TTL: s.Config.Tokens.AccessTokenTTL.D(), RefreshToken: rt, Extra: map[string]any{}}
+		TTL: s.live().Tokens.AccessTokenTTL.D(), RefreshToken: rt, Extra: map[string]any{}}
 	for k, v := range gc.Extra {
 		out.Extra[k] = v
 	}
@@ -195,7 +195,7 @@ func (s *Server) fhirUserURL(ref string) string {
 // §4.3): off unless authorize.password_grant_roles lists the user's role,
 // never for admins or users with two-factor login.
 func (s *Server) password(ctx context.Context, t *tokenRequest) (*issued, error) {
-	roles := s.Config.Authorize.PasswordGrantRoles
+	roles := s.live().Authorize.PasswordGrantRoles
 	if len(roles) == 0 {
 		return nil, problem.New(problem.PasswordGrantDisabled, "the password grant is off on this server; use the authorization code flow with PKCE (docs/flows/). For development an operator may turn it on with authorize.password_grant_roles")
 	}

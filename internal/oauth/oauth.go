@@ -31,6 +31,10 @@ import (
 // Deps are what the authorization server needs.
 type Deps struct {
 	Config *config.Config
+	// Live is Config with the runtime settings applied (registration
+	// policy, password grant roles, token lifetimes), replaced whole
+	// when an administrator changes one; nil: Config as loaded.
+	Live *config.Live
 	Issuer string // public base URL (in dev mode, from the bound address)
 	Store  store.Store
 	Tokens *token.Service
@@ -96,7 +100,7 @@ func (s *Server) TokenEndpoint() string { return s.Issuer + "/oauth2/token" }
 func (s *Server) GrantTypes() []string {
 	out := make([]string, 0, len(s.grants))
 	for g := range s.grants {
-		if g == "password" && len(s.Config.Authorize.PasswordGrantRoles) == 0 {
+		if g == "password" && len(s.live().Authorize.PasswordGrantRoles) == 0 {
 			continue // off: not advertised
 		}
 		out = append(out, g)

@@ -112,7 +112,7 @@ func (s *Server) Register(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Retry-After", httpx.RetryAfter(wait))
 		return problem.New(problem.RateLimited, "too many registrations from this address; retry after %ss", httpx.RetryAfter(wait))
 	}
-	if s.Config.Registration.Policy == "token" {
+	if s.live().Registration.Policy == "token" {
 		tok, _ := bearer(r)
 		ok := false
 		if tok != "" {

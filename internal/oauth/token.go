@@ -92,7 +92,7 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request) error {
 		return problem.New(problem.RateLimited, "client %s sent more than %d token requests per second; retry after %s", c.ID, s.Config.RateLimits.TokenPerClient, httpx.RetryAfter(wait)+"s")
 	}
 	gt := form.Get("grant_type")
-	if gt == "password" && len(s.Config.Authorize.PasswordGrantRoles) == 0 {
+	if gt == "password" && len(s.live().Authorize.PasswordGrantRoles) == 0 {
 		return problem.New(problem.PasswordGrantDisabled, "the password grant is off on this server; use the authorization code flow with PKCE (docs/flows/), or smartgate token from a terminal. For development an operator may turn it on with authorize.password_grant_roles")
 	}
 	if gt == "" {
@@ -224,7 +224,7 @@ func (s *Server) clientCredentials(ctx context.Context, t *tokenRequest) (*issue
 	if err != nil {
 		return nil, err
 	}
-	return &issued{Scopes: granted, Subject: c.ID, TTL: s.Config.Tokens.BackendTokenTTL.D()}, nil
+	return &issued{Scopes: granted, Subject: c.ID, TTL: s.live().Tokens.BackendTokenTTL.D()}, nil
 }
 
 // grantContext is the SMART launch context stored with a grant.
@@ -264,7 +264,7 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 	}
 	next, nextHash := NewSecret()
 	now := s.Clock().UTC()
-	idle := now.Add(s.Config.Tokens.RefreshIdleTTL.D())
+	idle := now.Add(s.live().Tokens.RefreshIdleTTL.D())
 	if !g.ExpiresAt.IsZero() && g.ExpiresAt.Before(idle) {
 		idle = g.ExpiresAt
 	}
@@ -280,7 +280,7 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 	_ = json.Unmarshal(g.Context, &gc)
 	out := &issued{
 		Scopes: granted, Subject: g.Subject, Grant: g.ID, Patient: gc.Patient, Encounter: gc.Encounter, FHIRUser: gc.FHIRUser,
-		TTL: s.Config.Tokens.AccessTokenTTL.D(), RefreshToken: next, Extra: gc.Extra,
+		TTL: s.live().Tokens.AccessTokenTTL.D(), RefreshToken: next, Extra: gc.Extra,
 	}
 	if slices.ContainsFunc(granted, func(sc scope.Scope) bool { return sc.Kind == scope.KindOpenID }) {
 		// OpenID Connect Core §12.2: a refresh may return a new id_token
@@ -370,14 +370,14 @@ func (s *Server) NewGrant(ctx context.Context, g store.Grant, refresh bool) (str
 	}
 	g.CreatedAt = now
 	if g.ExpiresAt.IsZero() {
-		g.ExpiresAt = now.Add(s.Config.Tokens.RefreshMaxTTL.D())
+		g.ExpiresAt = now.Add(s.live().Tokens.RefreshMaxTTL.D())
 	}
 	var rt *store.RefreshToken
 	var raw string
 	if refresh {
 		var h []byte
 		raw, h = NewSecret()
-		rt = &store.RefreshToken{Hash: h, CreatedAt: now, ExpiresAt: minTime(now.Add(s.Config.Tokens.RefreshIdleTTL.D()), g.ExpiresAt)}
+		rt = &store.RefreshToken{Hash: h, CreatedAt: now, ExpiresAt: minTime(now.Add(s.live().Tokens.RefreshIdleTTL.D()), g.ExpiresAt)}
 	}
 	if err := s.Store.CreateGrant(ctx, g, rt); err != nil {
 		return "", "", err

@@ -91,6 +91,10 @@ const (
 	UpstreamAccountDisabled ID = "upstream_account_disabled"
 	UpstreamClaimsInvalid   ID = "upstream_claims_invalid"
 
+	AdminTokenRequired ID = "admin_token_required"
+	AdminRequired      ID = "admin_required"
+	SettingPinned      ID = "setting_pinned"
+
 	ConfigInvalid       ID = "config_invalid"
 	InsecureIssuer      ID = "insecure_issuer"
 	KEKMissing          ID = "kek_missing"
@@ -374,6 +378,19 @@ var entries = []Entry{
 		Title: "The identity provider's claims cannot make a smartgate user",
 		Cause: "Provisioning (or a trusted role) needs claims that smartgate can use, and one is not: the email is not a valid username (at most 64 characters of letters, digits and . _ @ + -), or the fhirUser claim does not name a resource of the user's role (Patient/id for a patient, Practitioner/id for a practitioner, RelatedPerson/id for a related person). The page names the claim and its value.",
 		Fix:   "Administrators: correct the user's attribute or the protocol mapper at the provider (docs/federation.md), or create and link the user by hand (`smartgate user create`, then `smartgate user link`)."},
+
+	{ID: AdminTokenRequired, Code: "token_missing", Status: http.StatusUnauthorized, FHIRCode: "login",
+		Title: "The admin API needs an access token",
+		Cause: "Every request under /admin/api needs `Authorization: Bearer <access token>` with the `smartgate:admin` scope, and none was sent.",
+		Fix:   "Get a token as an administrator (`smartgate token --scope smartgate:admin` signs in through the browser) or as an admin client (client_credentials with scope=smartgate:admin, for a client created with `--admin`), and send it in the Authorization header; docs/admin.md shows both."},
+	{ID: AdminRequired, Code: "insufficient_scope", Status: http.StatusForbidden, FHIRCode: "forbidden",
+		Title: "Only administrators may do this",
+		Cause: "The admin console and the admin API act only for administrators: a signed-in user with the admin role (with a two-factor sign-in when `login.require_totp_for_admins` is on), or an access token with the `smartgate:admin` scope issued to such a user or to a client an administrator marked as an admin client. The description says which condition failed.",
+		Fix:   "Sign in as an administrator, or get a token with scope `smartgate:admin` as one. An administrator makes a client an admin client with `smartgate client update CLIENT_ID --admin`."},
+	{ID: SettingPinned, Code: "setting_pinned", Status: http.StatusConflict, FHIRCode: "business-rule",
+		Title: "The setting is pinned by the environment or a flag",
+		Cause: "Runtime settings rank below the environment (SMARTGATE_*) and command-line flags, so a key set there cannot be changed from the console or the admin API (docs/configuration.md, \"Runtime settings\").",
+		Fix:   "Change or remove the environment variable or flag the description names and restart the node; then the key can be changed at runtime."},
 
 	{ID: ConfigInvalid, Code: "config_invalid",
 		Title: "The configuration is invalid",

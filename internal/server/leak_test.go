@@ -261,8 +261,8 @@ func errorShapeFindings(r *http.Request, rec *httptest.ResponseRecorder, ex expe
 // no HTML in a JSON API): FHIR paths get OperationOutcome, except the SMART
 // discovery document, which is OAuth metadata and registered as such; the
 // OAuth, discovery and admin API paths get JSON; a browser elsewhere gets a
-// page; the browser pages (/docs/, /static/, /, the sign-in pages and the
-// authorization endpoint) answer in HTML.
+// page; the browser pages (/docs/, /static/, /, the sign-in pages, the admin
+// console and the authorization endpoint) answer in HTML.
 func wantSurface(r *http.Request) problem.Surface {
 	p := r.URL.Path
 	switch {
@@ -283,6 +283,8 @@ func wantSurface(r *http.Request) problem.Surface {
 		return problem.SurfaceHTML
 	case p == "/developers", strings.HasPrefix(p, "/developers/"), p == "/docs/try", strings.HasPrefix(p, "/docs/try/"):
 		return problem.SurfaceHTML // the developer portal and the walkthrough
+	case p == "/admin", strings.HasPrefix(p, "/admin/") && !strings.HasPrefix(p, "/admin/api/"):
+		return problem.SurfaceHTML // the admin console
 	case strings.HasPrefix(p, "/oauth2/"), strings.HasPrefix(p, "/.well-known/"), strings.HasPrefix(p, "/admin/api/"):
 		return problem.SurfaceOAuth
 	case p == "/", p == "/docs/errors", p == "/favicon.ico", strings.HasPrefix(p, "/static/"):

@@ -17,10 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"smartgate/internal/admin"
 	"smartgate/internal/app"
 	"smartgate/internal/audit"
 	"smartgate/internal/changes"
 	"smartgate/internal/clientkeys"
+	"smartgate/internal/config"
 	"smartgate/internal/discovery"
 	"smartgate/internal/extauth"
 	"smartgate/internal/fhir"
@@ -57,6 +59,12 @@ type Server struct {
 	oauth  *oauth.Server
 	fhir   *fhir.API
 	users  *identity.Service
+
+	// Administration (internal/admin): runtime settings over the loaded
+	// configuration, the service the console and the admin API share.
+	live     *config.Live
+	settings *admin.Settings
+	admin    *admin.Service
 
 	portal  *oauth.Portal  // /developers, /docs/try and /sandbox
 	sandbox *oauth.Sandbox // error injection; nil unless serve --sandbox
@@ -123,13 +131,16 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 	if cfg.Sandbox {
 		s.sandbox = oauth.NewSandbox(nil)
 	}
-	s.oauth = oauth.New(oauth.Deps{
+	s.live = config.NewLive(cfg)
+	s.oauth = oauth.New(oauth.Deps{Live: s.live,
 		Config: cfg, Issuer: s.issuer, Store: a.Store, Tokens: s.tokens, Audit: aw, Log: a.Log,
 		Keys:   clientkeys.New(clientkeys.Options{AllowPrivate: cfg.Dev}),
 		Errors: s.errs, KEK: kek, Users: s.users, Patients: s.fhir, Exists: s.fhir.Exists,
 		Sandbox: s.sandbox,
 	})
 	s.portal = oauth.NewPortal(s.oauth)
+
+	s.newAdmin()
 
 	mux := http.NewServeMux()
 	s.routesOn(mux)
@@ -237,6 +248,7 @@ func (s *Server) routesOn(mux *http.ServeMux) {
 	for _, d := range discovery.Documents {
 		s.handle(mux, d.Path, problem.SurfaceOAuth, true, get, s.discovery(d))
 	}
+	s.adminRoutes(mux)
 	s.fhirRoutes(mux)
 	s.handle(mux, "/healthz", problem.SurfaceOAuth, false, get, s.healthz)
 	s.handle(mux, "/readyz", problem.SurfaceOAuth, false, get, s.readyz)
@@ -316,6 +328,8 @@ func surfaceFor(r *http.Request) problem.Surface {
 		return problem.SurfaceOAuth
 	case strings.HasPrefix(r.URL.Path, "/developers/"), strings.HasPrefix(r.URL.Path, "/docs/try/"):
 		return problem.SurfaceHTML // under the developer pages
+	case r.URL.Path == "/admin", strings.HasPrefix(r.URL.Path, "/admin/"):
+		return problem.SurfaceHTML // the admin console
 	case strings.Contains(r.Header.Get("Accept"), "text/html"):
 		return problem.SurfaceHTML
 	}
@@ -380,10 +394,14 @@ func (s *Server) Start(ctx context.Context) error {
 	s.feed.Subscribe("keys", func(ctx context.Context, _ []string) error { return a.Keys.Reload(ctx) })
 	s.feed.Subscribe("revocations", func(ctx context.Context, _ []string) error { return s.revs.Load(ctx) })
 	s.feed.Subscribe("clients", func(_ context.Context, ids []string) error { s.oauth.Clients.Invalidate(ids); return nil })
+	s.feed.Subscribe("settings", func(ctx context.Context, _ []string) error { return s.settings.Load(ctx) })
 	if err := s.feed.Start(ctx); err != nil {
 		return err
 	}
 	if err := a.Keys.Reload(ctx); err != nil {
+		return err
+	}
+	if err := s.settings.Load(ctx); err != nil {
 		return err
 	}
 	s.oauth.Clients.Invalidate([]string{""})
