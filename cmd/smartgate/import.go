@@ -76,8 +76,11 @@ entry failed or any file could not be read. See docs/fhir.md#importing-data.`,
 				defer f.Close()
 				opt.FailureLog = f
 			}
+			var view *progressView
+			opt.FileDone = func(fs importer.FileSummary) { view.fileDone(fs) }
 			im := importer.New(fhir.New(fhir.Deps{Store: a.Store, Base: base, Log: a.Log}), opt)
-			stop := showProgress(g.stderr, im, progress)
+			view = newProgress(g.stderr, im, progress)
+			stop := view.run()
 			s := im.Import(cmd.Context(), files)
 			stop()
 			detail, _ := json.Marshal(map[string]any{"files": len(s.Files), "created": s.Created, "updated": s.Updated, "unchanged": s.Unchanged, "deleted": s.Deleted, "failed": s.Failed})
@@ -158,12 +161,28 @@ func printImport(w io.Writer, s importer.Summary, failureLog string) {
 	}
 }
 
-// showProgress reports the import's progress on w until the returned
-// function is called: a progress bar of bytes read on a terminal, else a
-// plain line every 5 seconds.
-func showProgress(w io.Writer, im *importer.Importer, mode string) (stop func()) {
+// progressView reports an import's progress on w: a progress bar of bytes
+// read per file on a terminal, else a plain line every few seconds and one
+// per finished file.
+type progressView struct {
+	w     io.Writer
+	im    *importer.Importer
+	bar   bool
+	every time.Duration
+
+	mu       sync.Mutex
+	cur      *progressbar.ProgressBar
+	file     string // the file cur shows
+	finished string // the last file done (its bar closed)
+	start    time.Time
+	last     int64 // entries at the last line
+}
+
+// newProgress returns the view for mode (auto, bar, lines or none; nil
+// for none).
+func newProgress(w io.Writer, im *importer.Importer, mode string) *progressView {
 	if mode == "none" {
-		return func() {}
+		return nil
 	}
 	if mode == "auto" {
 		mode = "lines"
@@ -171,13 +190,30 @@ func showProgress(w io.Writer, im *importer.Importer, mode string) (stop func())
 			mode = "bar"
 		}
 	}
+	return &progressView{w: w, im: im, bar: mode == "bar", every: 5 * time.Second, start: time.Now()}
+}
+
+// run reports until stop is called.
+func (v *progressView) run() (stop func()) {
+	if v == nil {
+		return func() {}
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if mode == "bar" {
-			barProgress(w, im, done)
-		} else {
-			lineProgress(w, im, done, 5*time.Second)
+		every := v.every
+		if v.bar {
+			every = 100 * time.Millisecond
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				v.tick()
+			}
 		}
 	})
 	return func() {
@@ -186,69 +222,57 @@ func showProgress(w io.Writer, im *importer.Importer, mode string) (stop func())
 	}
 }
 
-func barProgress(w io.Writer, im *importer.Importer, done <-chan struct{}) {
-	var bar *progressbar.ProgressBar
-	file := ""
-	var startEntries int64
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	update := func() {
-		p := im.Progress()
-		if p.File == "" {
-			return
-		}
-		if p.File != file || bar == nil {
-			if bar != nil {
-				_ = bar.Finish()
-				fmt.Fprintln(w)
-			}
-			file, startEntries = p.File, p.Entries
-			bar = progressbar.NewOptions64(p.Size,
-				progressbar.OptionSetWriter(w),
-				progressbar.OptionSetDescription(filepath.Base(p.File)),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionSetWidth(30),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionShowElapsedTimeOnFinish(),
-			)
-		}
-		bar.Describe(fmt.Sprintf("%s: %d entries", filepath.Base(p.File), p.Entries-startEntries))
-		_ = bar.Set64(min(p.Read, p.Size))
+func (v *progressView) tick() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p := v.im.Progress()
+	if p.File == "" || p.File == v.finished {
+		return
 	}
-	for {
-		select {
-		case <-tick.C:
-			update()
-		case <-done:
-			update()
-			if bar != nil {
-				_ = bar.Finish()
-				fmt.Fprintln(w)
-			}
-			return
+	if !v.bar {
+		pct := 100.0
+		if p.Size > 0 {
+			pct = 100 * float64(min(p.Read, p.Size)) / float64(p.Size)
 		}
+		rate := float64(p.Entries-v.last) / v.every.Seconds()
+		v.last = p.Entries
+		fmt.Fprintf(v.w, "import: %s: %.1f of %.1f MiB read (%.0f%%); %d entries done in %s (%.0f entries/s now)\n",
+			p.File, float64(p.Read)/(1<<20), float64(p.Size)/(1<<20), pct, p.Entries, time.Since(v.start).Round(time.Second), rate)
+		return
 	}
+	if v.cur == nil || v.file != p.File {
+		v.cur, v.file = progressbar.NewOptions64(p.Size,
+			progressbar.OptionSetWriter(v.w),
+			progressbar.OptionSetDescription(filepath.Base(p.File)),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+		), p.File
+	}
+	v.cur.Describe(fmt.Sprintf("%s: %d entries", filepath.Base(p.File), p.FileEntries))
+	_ = v.cur.Set64(min(p.Read, p.Size))
 }
 
-func lineProgress(w io.Writer, im *importer.Importer, done <-chan struct{}, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	start, last := time.Now(), int64(0)
-	for {
-		select {
-		case <-done:
-			return
-		case <-tick.C:
-			p := im.Progress()
-			pct := 100.0
-			if p.Size > 0 {
-				pct = 100 * float64(min(p.Read, p.Size)) / float64(p.Size)
-			}
-			rate := float64(p.Entries-last) / every.Seconds()
-			last = p.Entries
-			fmt.Fprintf(w, "import: %s: %.1f of %.1f MiB read (%.0f%%); %d entries done in %s (%.0f entries/s now)\n",
-				p.File, float64(p.Read)/(1<<20), float64(p.Size)/(1<<20), pct, p.Entries, time.Since(start).Round(time.Second), rate)
-		}
+// fileDone closes a file's bar (or line) with its counts.
+func (v *progressView) fileDone(fs importer.FileSummary) {
+	if v == nil {
+		return
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.finished = fs.File
+	counts := fmt.Sprintf("%d created, %d updated, %d unchanged, %d deleted, %d failed", fs.Created, fs.Updated, fs.Unchanged, fs.Deleted, fs.Failed)
+	if !v.bar {
+		fmt.Fprintf(v.w, "import: %s done: %s\n", fs.File, counts)
+		return
+	}
+	if v.cur != nil && v.file == fs.File {
+		v.cur.Describe(filepath.Base(fs.File) + ": " + counts)
+		_ = v.cur.Finish()
+		fmt.Fprintln(v.w)
+	}
+	v.cur, v.file = nil, ""
 }

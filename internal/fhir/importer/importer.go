@@ -50,6 +50,9 @@ type Options struct {
 	FailureLog io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// FileDone, when set, is called by Import after each file (progress
+	// displays close that file's line with its counts).
+	FileDone func(FileSummary)
 }
 
 // Importer imports files through one FHIR API. It imports one file at a
@@ -62,6 +65,7 @@ type Importer struct {
 	read    atomic.Int64
 	size    atomic.Int64
 	entries atomic.Int64
+	inFile  atomic.Int64 // entries done in the current file
 }
 
 // New returns an importer writing through api.
@@ -92,13 +96,14 @@ type Progress struct {
 	// Read and Size are bytes of the current file (Read runs a little
 	// ahead of the entries written: it counts what was buffered).
 	Read, Size int64
-	// Entries counts the entries done in every file so far.
-	Entries int64
+	// Entries counts the entries done in every file so far, FileEntries
+	// those of the current file.
+	Entries, FileEntries int64
 }
 
 // Progress returns how far the import is.
 func (im *Importer) Progress() Progress {
-	return Progress{File: *im.file.Load(), Read: im.read.Load(), Size: im.size.Load(), Entries: im.entries.Load()}
+	return Progress{File: *im.file.Load(), Read: im.read.Load(), Size: im.size.Load(), Entries: im.entries.Load(), FileEntries: im.inFile.Load()}
 }
 
 // Import imports the files in order and sums up. A file that cannot be read
@@ -112,6 +117,9 @@ func (im *Importer) Import(ctx context.Context, paths []string) Summary {
 			break
 		}
 		fs := im.ImportFile(ctx, p)
+		if im.opt.FileDone != nil {
+			im.opt.FileDone(fs)
+		}
 		s.Files = append(s.Files, fs)
 		s.Counts.add(fs.Counts)
 	}
@@ -125,6 +133,7 @@ func (im *Importer) Import(ctx context.Context, paths []string) Summary {
 // ImportFile imports one file.
 func (im *Importer) ImportFile(ctx context.Context, path string) FileSummary {
 	fs := FileSummary{File: path}
+	im.inFile.Store(0)
 	f, err := im.open(path)
 	if err != nil {
 		fs.Error = err.Error()
@@ -359,7 +368,7 @@ func (im *Importer) prepare(items []Item, bare bool) []pending {
 // write writes one chunk in one store transaction or, when that fails,
 // entry by entry.
 func (im *Importer) write(ctx context.Context, ch []pending, kind posKind, fs *FileSummary) {
-	defer im.entries.Add(int64(len(ch)))
+	defer im.counted(len(ch))
 	ops := make([]*fhir.ImportOp, 0, len(ch))
 	okp := make([]*pending, 0, len(ch))
 	for i := range ch {
@@ -392,6 +401,11 @@ func (im *Importer) write(ctx context.Context, ch []pending, kind posKind, fs *F
 		}
 		fs.count(res[0])
 	}
+}
+
+func (im *Importer) counted(n int) {
+	im.entries.Add(int64(n))
+	im.inFile.Add(int64(n))
 }
 
 // fail records one entry's failure.
@@ -487,7 +501,7 @@ func (im *Importer) transaction(ctx context.Context, path string, b *BundleReade
 		return
 	}
 	results, failed, err := im.api.ImportTransaction(ctx, body)
-	im.entries.Add(int64(n))
+	im.counted(n)
 	if err != nil {
 		fs.Failed += n
 		kind := posEntry
