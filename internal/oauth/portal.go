@@ -73,17 +73,18 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page
 // --- /developers ---
 
 // registrationOpen reports whether the portal's form may register without
-// a signed-in user: only under registration.policy open. Under policy
-// token (the production default) a signed-in user registers, and is named
-// in the audit event; scripts use an initial access token at
+// a signed-in user: only under registration.policy open (as configured, or
+// as an administrator set it at runtime), as for POST /oauth2/register.
+// Under policy token (the production default) a signed-in user registers,
+// and is named in the audit event; scripts use an initial access token at
 // /oauth2/register instead.
-func (p *Portal) registrationOpen() bool { return p.s.Config.Registration.Policy == "open" }
+func (p *Portal) registrationOpen() bool { return p.s.live().Registration.Policy != "token" }
 
 // registerForm is what the registration form holds, kept to fill the form
 // again after a refusal.
 type registerForm struct {
 	Name, Type, RedirectURIs, LaunchURI, ScopeExtra, JWKS, JWKSURI, Contact string
-	Scopes                                                               []string
+	Scopes                                                                  []string
 }
 
 func (f registerForm) Has(sc string) bool { return slices.Contains(f.Scopes, sc) }

@@ -173,7 +173,9 @@ func newCodeRecipe(issuer, fhirBase string, c *Client) *codeRecipe {
 	}
 	opts, cr.TokenParams = withClientAuth(c, opts, cr.TokenParams)
 	cr.CurlToken = curlCommand(issuer+"/oauth2/token", opts, " | tee token.json | jq .")
-	has := func(k scope.Kind) bool { return slices.ContainsFunc(ask, func(sc scope.Scope) bool { return sc.Kind == k }) }
+	has := func(k scope.Kind) bool {
+		return slices.ContainsFunc(ask, func(sc scope.Scope) bool { return sc.Kind == k })
+	}
 	fields := []string{"access_token", "token_type", "expires_in", "scope"}
 	if has(scope.KindOpenID) {
 		fields = append(fields, "id_token")
