@@ -32,6 +32,7 @@ verified at once; self-registered ones follow the approval policy
 		clientStatusCmd(g, "enable", store.ClientEnabled, "Enable (approve) a client"),
 		clientStatusCmd(g, "disable", store.ClientDisabled, "Disable a client and revoke every token it holds"),
 		clientRotateSecretCmd(g), clientDeleteCmd(g), clientInitialTokenCmd(g))
+	addRemote(cmd, g, remoteClientCommands(g))
 	return cmd
 }
 

@@ -26,6 +26,7 @@ id_tokens), stored encrypted under the key-encryption key (KEK), and published
 at /oauth2/jwks. A running server sees changes made here within a second.`,
 	}
 	cmd.AddCommand(keyListCmd(g), keyRotateCmd(g), keyRewrapCmd(g))
+	addRemote(cmd, g, remoteKeyCommands(g))
 	return cmd
 }
 

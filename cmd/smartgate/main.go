@@ -100,7 +100,7 @@ Configuration: defaults < YAML file (--config) < SMARTGATE_* environment < flags
 	pf.Bool("dev", false, "dev mode: loopback HTTP, generated KEK, open registration, demo data")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format of commands that print data: text or json")
 	g.flags = pf
-	root.AddCommand(serveCmd(g), migrateCmd(g), doctorCmd(g), keyCmd(g), clientCmd(g), userCmd(g), launchCmd(g), tokenCmd(g), importCmd(g), seedCmd(g), versionCmd(g))
+	root.AddCommand(serveCmd(g), migrateCmd(g), doctorCmd(g), keyCmd(g), clientCmd(g), userCmd(g), settingCmd(g), launchCmd(g), tokenCmd(g), importCmd(g), seedCmd(g), versionCmd(g))
 	return root
 }
 

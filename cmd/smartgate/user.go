@@ -32,6 +32,7 @@ throttling and two-factor login.`,
 		userStatusCmd(g, "disable", store.UserDisabled, "Disable a user: sign-in refused, sessions ended, tokens revoked"),
 		userStatusCmd(g, "enable", store.UserEnabled, "Enable a disabled user"),
 		userSetPasswordCmd(g), userTOTPEnrollCmd(g), userTOTPDisableCmd(g), userLinkCmd(g))
+	addRemote(cmd, g, remoteUserCommands(g))
 	return cmd
 }
 
