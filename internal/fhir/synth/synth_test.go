@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"smartgate/internal/fhir/devdata"
 	"smartgate/internal/fhir/index"
@@ -179,5 +180,39 @@ func TestShape(t *testing.T) {
 	}
 	if everyone.Quantity != 30 || len(everyone.Member) != 30 || everyone.Member[29].Entity.Reference != "Patient/"+g.PatientID(29) {
 		t.Errorf("group of everyone: quantity %d, %d members", everyone.Quantity, len(everyone.Member))
+	}
+}
+
+// TestNothingAfterTheAnchor: every dateTime with a time is before the
+// anchor (dates alone may be later: a goal's due date, an expiry), and
+// nothing happens to a patient after their death.
+func TestNothingAfterTheAnchor(t *testing.T) {
+	g := New(Options{Patients: 300, Seed: 2})
+	for i := range 300 {
+		var death time.Time
+		for _, r := range g.Chart(i) {
+			var m map[string]any
+			if err := json.Unmarshal(r.Body, &m); err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := m["deceasedDateTime"].(string); ok {
+				death, _ = time.Parse(time.RFC3339, d)
+			}
+			walk(m, func(o map[string]any) {
+				for k, v := range o {
+					s, _ := v.(string)
+					ts, err := time.Parse(time.RFC3339, s)
+					if err != nil {
+						continue
+					}
+					if ts.After(anchor) {
+						t.Errorf("%s/%s %s: %s is after the anchor %s", r.Type, r.ID, k, s, anchor.Format(time.DateOnly))
+					}
+					if !death.IsZero() && ts.After(death.Add(time.Hour)) && k != "lastUpdated" {
+						t.Errorf("%s/%s %s: %s is after the patient's death at %s", r.Type, r.ID, k, s, death.Format(time.RFC3339))
+					}
+				}
+			})
+		}
 	}
 }
