@@ -146,12 +146,22 @@ func (p *Portal) roundTrip(ctx context.Context, method, path string, header http
 	p.self.ServeHTTP(rec, in)
 	resp := rec.Result()
 	respBody := rec.Body.Bytes()
+	// As net/http's server would send it: with its Content-Length (the
+	// recorder leaves it unknown, which DumpResponse writes as
+	// Connection: close).
+	resp.ContentLength = int64(len(respBody))
 	rdump, err := httputil.DumpResponse(resp, false)
 	if err != nil {
 		return nil, problem.Internal(err)
 	}
+	reqText := strings.ReplaceAll(string(dump), "\r\n", "\n")
+	if header.Get("Accept-Encoding") == "" {
+		// DumpRequestOut shows the Accept-Encoding a Transport would add;
+		// the in-process request carries none.
+		reqText = strings.Replace(reqText, "Accept-Encoding: gzip\n", "", 1)
+	}
 	return &httpExchange{
-		Request:  strings.ReplaceAll(string(dump), "\r\n", "\n"),
+		Request:  reqText,
 		Response: strings.ReplaceAll(string(rdump), "\r\n", "\n") + string(respBody),
 		Status:   resp.StatusCode, Pretty: prettyJSON(respBody), body: respBody,
 	}, nil
