@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -366,10 +367,25 @@ func TestPortalBackendService(t *testing.T) {
 	vars["ACCESS_TOKEN"], _ = tok["access_token"].(string)
 	expectOf(t, page, "expect-backend-fhir").check(t, "the page's first FHIR call", runCurl(t, rawText(page.mustID(t, "curl-backend-fhir")), vars))
 
-	// The page's smartgate token command, with the key as a PEM file.
-	pemPath := filepath.Join(t.TempDir(), "private.pem")
+	// The page's own assertion recipe (a shell function with openssl),
+	// run in a directory holding private.pem, signs an assertion the
+	// token endpoint takes.
+	keyDir := t.TempDir()
+	pemPath := filepath.Join(keyDir, "private.pem")
 	if err := os.WriteFile(pemPath, []byte(key.pkcs8PEM(t)), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Logf("SKIPPED the page's openssl assertion recipe: openssl is not on PATH")
+	} else {
+		sh := exec.Command("bash", "-c", rawText(page.mustID(t, "assertion-recipe"))+"\nassertion")
+		sh.Dir = keyDir
+		out, err := sh.Output()
+		if err != nil {
+			t.Fatalf("the page's assertion recipe failed: %v", err)
+		}
+		vars["$(assertion)"] = strings.TrimSpace(string(out))
+		expectOf(t, page, "expect-backend-token").check(t, "the token request with the recipe's assertion", runCurl(t, curlToken, vars))
 	}
 	cli := shellWords(t, rawText(page.mustID(t, "token-cli")), nil)
 	for i, w := range cli {

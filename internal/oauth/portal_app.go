@@ -272,11 +272,14 @@ func newBackendRecipe(issuer string, c *Client) *backendRecipe {
 		{"exp", "now + 300", "at most 5 minutes ahead, as a number of seconds since 1970"},
 		{"jti", "a new random value", "unique for every assertion: a jti seen before is refused as a replay"},
 	}
-	kid := b.KID
+	kid := shellArg(b.KID)
+	if b.KID == "$KID" {
+		kid = `"$KID"` // a jwks_uri client: the reader sets KID
+	}
 	b.AssertionFunc = `b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 assertion() {
   now=$(date +%s)
-  header=$(printf '{"alg":"RS384","typ":"JWT","kid":"%s"}' ` + shellArg(kid) + ` | b64url)
+  header=$(printf '{"alg":"RS384","typ":"JWT","kid":"%s"}' ` + kid + ` | b64url)
   claims=$(printf '{"iss":"%s","sub":"%s","aud":"%s","exp":%d,"iat":%d,"jti":"%s"}' \
     ` + c.ID + ` ` + c.ID + ` ` + tokenURL + ` $((now + 300)) "$now" "$(openssl rand -hex 16)" | b64url)
   sig=$(printf '%s.%s' "$header" "$claims" | openssl dgst -sha384 -sign private.pem -binary | b64url)
