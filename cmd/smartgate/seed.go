@@ -73,6 +73,11 @@ See docs/fhir.md#synthetic-data.`,
 				Generator: synth.New(synth.Options{Patients: patients, Seed: seed}),
 				Batch:     batch,
 			}
+			if a.Store.Dialect() == "postgres" {
+				// PostgreSQL writes several transactions at once; SQLite
+				// has one writer.
+				l.Writers = 4
+			}
 			stop := showSeedProgress(g.stderr, l, progress)
 			sum, err := l.Run(cmd.Context())
 			stop()

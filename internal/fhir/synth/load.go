@@ -15,9 +15,10 @@ import (
 
 // Loader stores a generated set through the FHIR API's seed path
 // (validated and indexed as every FHIR write is, no access check): charts
-// are built, validated and indexed on every core, and written in order by
-// one goroutine, about Batch resources per transaction (SQLite has one
-// writer). At most a few charts per core are in memory at once.
+// are built, validated and indexed on every core, and written by one
+// goroutine in order (or by Writers at once, for PostgreSQL), about Batch
+// resources per transaction (SQLite has one writer). At most a few charts
+// per core, and a batch per writer, are in memory at once.
 type Loader struct {
 	API       *fhir.API
 	Generator *Generator
@@ -25,6 +26,10 @@ type Loader struct {
 	Batch int
 	// Workers build charts (default GOMAXPROCS).
 	Workers int
+	// Writers is how many transactions write at once (default 1). SQLite
+	// has one writer anyway; PostgreSQL takes several. The Groups are
+	// written last, after every chart.
+	Writers int
 
 	charts    atomic.Int64
 	resources atomic.Int64
@@ -152,22 +157,63 @@ func (l *Loader) Run(ctx context.Context) (Summary, error) {
 	if g.Patients() > 0 {
 		sum.First, sum.Last = g.PatientID(0), g.PatientID(g.Patients()-1)
 	}
+	writers := max(l.Writers, 1)
+	type batchOf struct {
+		ps     []fhir.PreparedSeed
+		charts int
+	}
+	batches := make(chan batchOf, writers)
+	var mu sync.Mutex
+	var werr error
+	var ww sync.WaitGroup
+	for range writers {
+		ww.Add(1)
+		go func() {
+			defer ww.Done()
+			for b := range batches {
+				n, err := l.API.SeedPrepared(ctx, b.ps)
+				mu.Lock()
+				if err != nil && werr == nil {
+					werr = err
+					cancel()
+				}
+				sum.Created += n.Created
+				sum.Updated += n.Updated
+				sum.Unchanged += n.Unchanged
+				mu.Unlock()
+				if err == nil {
+					l.resources.Add(int64(len(b.ps)))
+					l.charts.Add(int64(b.charts))
+				}
+			}
+		}()
+	}
+	// wait closes the batches and waits for the writers; the first error.
+	waited := false
+	wait := func() error {
+		if !waited {
+			waited = true
+			close(batches)
+			ww.Wait()
+		}
+		return werr
+	}
+	defer wait()
 	var pending []fhir.PreparedSeed
 	charts := 0
-	flush := func() error {
+	send := func() error {
 		if len(pending) == 0 {
 			return nil
 		}
-		n, err := l.API.SeedPrepared(ctx, pending)
-		if err != nil {
-			return err
+		select {
+		case batches <- batchOf{pending, charts}:
+		case <-ctx.Done():
+			if err := wait(); err != nil {
+				return err
+			}
+			return ctx.Err()
 		}
-		sum.Created += n.Created
-		sum.Updated += n.Updated
-		sum.Unchanged += n.Unchanged
-		l.resources.Add(int64(len(pending)))
-		l.charts.Add(int64(charts))
-		pending, charts = pending[:0], 0
+		pending, charts = nil, 0
 		return nil
 	}
 	for j := range order {
@@ -175,6 +221,9 @@ func (l *Loader) Run(ctx context.Context) (Summary, error) {
 		select {
 		case b = <-j.done:
 		case <-ctx.Done():
+			if err := wait(); err != nil {
+				return sum, err
+			}
 			return sum, ctx.Err()
 		}
 		if b.err != nil {
@@ -183,17 +232,38 @@ func (l *Loader) Run(ctx context.Context) (Summary, error) {
 		for _, t := range b.types {
 			sum.ByType[t]++
 		}
+		if j.i == g.Patients() && writers > 1 {
+			// The Groups after every chart is stored.
+			if err := send(); err != nil {
+				return sum, err
+			}
+			if err := wait(); err != nil {
+				return sum, err
+			}
+			n, err := l.API.SeedPrepared(ctx, b.prepared)
+			if err != nil {
+				return sum, err
+			}
+			sum.Created += n.Created
+			sum.Updated += n.Updated
+			sum.Unchanged += n.Unchanged
+			l.resources.Add(int64(len(b.prepared)))
+			continue
+		}
 		pending = append(pending, b.prepared...)
 		if j.i >= 0 && j.i < g.Patients() {
 			charts++
 		}
 		if len(pending) >= batch {
-			if err := flush(); err != nil {
+			if err := send(); err != nil {
 				return sum, err
 			}
 		}
 	}
-	if err := flush(); err != nil {
+	if err := send(); err != nil {
+		return sum, err
+	}
+	if err := wait(); err != nil {
 		return sum, err
 	}
 	elapsed := time.Since(start)

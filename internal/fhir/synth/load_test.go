@@ -24,9 +24,9 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := fhir.New(fhir.Deps{Store: db, Base: "http://127.0.0.1:8080/fhir"})
-	load := func(patients, batch int) Summary {
+	load := func(patients, batch, writers int) Summary {
 		t.Helper()
-		l := &Loader{API: api, Generator: New(Options{Patients: patients, Seed: 11}), Batch: batch}
+		l := &Loader{API: api, Generator: New(Options{Patients: patients, Seed: 11}), Batch: batch, Writers: writers}
 		sum, err := l.Run(ctx)
 		if err != nil {
 			t.Fatalf("load of %d patients: %v", patients, err)
@@ -36,7 +36,7 @@ func TestLoad(t *testing.T) {
 		}
 		return sum
 	}
-	first := load(3, 100)
+	first := load(3, 100, 1)
 	if first.Created != first.Resources || first.Updated+first.Unchanged != 0 || first.Resources < 300 {
 		t.Fatalf("first load: %+v", first)
 	}
@@ -47,11 +47,11 @@ func TestLoad(t *testing.T) {
 	if total != first.Resources {
 		t.Errorf("by type adds up to %d, not %d", total, first.Resources)
 	}
-	again := load(3, 1000)
+	again := load(3, 1000, 1)
 	if again.Unchanged != first.Resources || again.Created+again.Updated != 0 {
 		t.Errorf("second load of the same set: %+v; want everything unchanged", again)
 	}
-	more := load(4, 1000)
+	more := load(4, 50, 3) // several writers (as on PostgreSQL), small batches
 	// The new chart is created; the Group of everyone changes, a cohort
 	// only when the new patient is in it.
 	if more.Updated < 1 || more.Updated > len(more.Groups) || more.Created != more.Resources-first.Resources {
