@@ -9,13 +9,13 @@ import (
 )
 
 // BenchmarkSeed measures `smartgate seed`: generating synthetic US Core
-// charts (about 150 resources a patient), and storing them into a fresh
+// charts (about 165 resources a patient), and storing them into a fresh
 // store the way the command does (charts built, validated and indexed on
-// every core, written by one goroutine on SQLite and four on PostgreSQL,
-// 1000 resources per transaction). Each iteration seeds 50 patients (about 8,000 resources).
-// resources/s is the figure to compare; cpu-us/resource
-// (user + system time of the process
-// over all cores) is what it costs the machine.
+// every core; written by one goroutine on SQLite and four on PostgreSQL,
+// 1000 resources per transaction). Each iteration seeds 50 patients
+// (about 8,300 resources). resources/s is the figure to compare;
+// cpu-us/resource (user + system time of the process over all cores) is
+// what it costs the machine. See docs/performance.md, "Seed".
 //
 //	go test ./bench -run '^$' -bench Seed -benchtime 3x
 func BenchmarkSeed(b *testing.B) {

@@ -27,7 +27,7 @@ func seedCmd(g *globals) *cobra.Command {
 		Short: "Generate synthetic US Core 6.1.0 patients and load them",
 		Long: `Generate a deterministic synthetic data set and store it, validated and
 indexed as the FHIR API stores data: N patients with three years of care each
-(about 150 resources a patient: encounters, vital signs, labs, screenings,
+(about 165 resources a patient: encounters, vital signs, labs, screenings,
 problems, medications, immunizations, procedures, devices, imaging, notes with
 Binary content, coverage, goals, care team and plan, and a Provenance), the
 organizations, locations and practitioners they share, and Groups for bulk
