@@ -105,30 +105,44 @@ func (db *DB) Search(ctx context.Context, q store.Query) (store.SearchResult, er
 	return db.search(ctx, db.r, q)
 }
 
-func (db *DB) search(ctx context.Context, qr querier, q store.Query) (store.SearchResult, error) {
-	res := store.SearchResult{Total: -1}
+func (db *DB) search(ctx context.Context, qr querier, q store.Query) (res store.SearchResult, err error) {
+	res = store.SearchResult{Total: -1}
 	cb := &condBuilder{db: db}
 	where := "r.res_type = ? AND r.deleted = 0"
 	cb.args = append(cb.args, q.Type)
 	if q.Where != nil {
 		where += " AND " + cb.build(q.Where, "r", q.Type)
 	}
-	filterArgs := append([]any(nil), cb.args...)
-	if q.Page.Total {
-		if err := qr.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM fhir_resources r WHERE "+where), filterArgs...).Scan(&res.Total); err != nil {
-			return res, err
-		}
+	countQuery, countArgs := "SELECT COUNT(*) FROM fhir_resources r WHERE "+where, append([]any(nil), cb.args...)
+	count := func() error {
+		return qr.QueryRowContext(ctx, db.q(countQuery), countArgs...).Scan(&res.Total)
 	}
 	if q.Page.Count <= 0 {
-		return res, nil
+		if q.Page.Total {
+			err = count()
+		}
+		return res, err
 	}
+	// The total of a first page that holds every match is its length: the
+	// COUNT, which costs as much as the page, runs only when more follow
+	// (most patient-scoped searches fit in one page).
+	defer func() {
+		if q.Page.Total && err == nil {
+			if q.Page.After <= 0 && !res.More {
+				res.Total = len(res.Resources)
+				return
+			}
+			err = count()
+		}
+	}()
 	if len(q.Sort) == 0 {
 		if q.Page.After > 0 {
 			where += " AND r.rid > ?"
 			cb.args = append(cb.args, q.Page.After)
 		}
 		query := "SELECT " + resourceColumns + " FROM fhir_resources r WHERE " + where + " ORDER BY r.rid LIMIT ?"
-		return res, db.collect(ctx, qr, query, append(cb.args, q.Page.Count+1), q.Page.Count, 0, &res)
+		err = db.collect(ctx, qr, query, append(cb.args, q.Page.Count+1), q.Page.Count, 0, &res)
+		return res, err
 	}
 	// Sorted: the inner query computes each sort value once (s0, s1...,
 	// with n0, n1... saying whether it is missing, so that missing values
@@ -177,7 +191,8 @@ func (db *DB) search(ctx context.Context, qr querier, q store.Query) (store.Sear
 	}
 	query := "SELECT * FROM (SELECT " + resourceColumns + ", " + strings.Join(cols, ", ") + " FROM fhir_resources r WHERE " + where + ") x" +
 		outer + " ORDER BY " + strings.Join(order, ", ") + " LIMIT ?"
-	return res, db.collect(ctx, qr, query, append(args, q.Page.Count+1), q.Page.Count, len(q.Sort), &res)
+	err = db.collect(ctx, qr, query, append(args, q.Page.Count+1), q.Page.Count, len(q.Sort), &res)
+	return res, err
 }
 
 // collect scans up to count resources (and nsort sort values each) into

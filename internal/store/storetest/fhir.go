@@ -335,6 +335,19 @@ func testFHIRPaging(t *testing.T, b Backend) {
 	if err != nil || res.Total != 9 || len(res.Resources) != 0 {
 		t.Fatalf("count-only = %+v, %v", res, err)
 	}
+	// The total counts every match, whether the page holds all of them,
+	// only some, or starts after a cursor.
+	first, err := s.Search(c, store.Query{Type: "Observation", Page: store.Page{Count: 1}})
+	if err != nil || len(first.Resources) != 1 {
+		t.Fatalf("first page = %v, %v", ids(first), err)
+	}
+	for _, pg := range []store.Page{{Count: 20}, {Count: 9}, {Count: 4}, {Count: 20, After: first.Resources[0].Key}} {
+		pg.Total = true
+		res, err := s.Search(c, store.Query{Type: "Observation", Page: pg})
+		if err != nil || res.Total != 9 {
+			t.Fatalf("total with page %+v = %d, %v", pg, res.Total, err)
+		}
+	}
 }
 
 func testFHIRAccess(t *testing.T, b Backend) {
