@@ -16,17 +16,39 @@ import (
 
 	"smartgate/internal/fhir"
 	"smartgate/internal/fhir/importer"
+	"smartgate/internal/pgtest"
 	"smartgate/internal/store"
 	"smartgate/internal/store/sqlstore"
 )
 
 const base = "https://ehr.example.org/fhir"
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // newStore opens a fresh, migrated SQLite store in a temp dir.
 func newStore(t testing.TB) *sqlstore.DB {
 	t.Helper()
+	return openStore(t, filepath.Join(t.TempDir(), "import.db"))
+}
+
+// backends run a test on SQLite and on a database of the throwaway
+// PostgreSQL cluster (skipped where PostgreSQL is not installed).
+var backends = []string{"sqlite", "postgres"}
+
+func newImporterOn(t *testing.T, backend string, opt importer.Options) (*importer.Importer, *sqlstore.DB) {
+	t.Helper()
+	dsn := filepath.Join(t.TempDir(), "import.db")
+	if backend == "postgres" {
+		dsn = pgtest.NewDatabase(t)
+	}
+	st := openStore(t, dsn)
+	return importer.New(fhir.New(fhir.Deps{Store: st, Base: base}), opt), st
+}
+
+func openStore(t testing.TB, dsn string) *sqlstore.DB {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "import.db"), sqlstore.Options{MaxConns: 4})
+	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +99,13 @@ func read(t testing.TB, st store.FHIR, typ, id string) store.Resource {
 func counts(fs importer.FileSummary) importer.Counts { return fs.Counts }
 
 func TestNDJSONCountsAndIdempotency(t *testing.T) {
-	im, st := newImporter(t, importer.Options{ChunkSize: 3})
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testNDJSONCountsAndIdempotency(t, backend) })
+	}
+}
+
+func testNDJSONCountsAndIdempotency(t *testing.T, backend string) {
+	im, st := newImporterOn(t, backend, importer.Options{ChunkSize: 3})
 	lines := []string{
 		patient("p1", "One"),
 		patient("p2", "Two"),
@@ -183,7 +211,13 @@ func bundle(typ string, entries ...string) string {
 }
 
 func TestCollectionAndBatch(t *testing.T) {
-	im, st := newImporter(t, importer.Options{ChunkSize: 2})
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testCollectionAndBatch(t, backend) })
+	}
+}
+
+func testCollectionAndBatch(t *testing.T, backend string) {
+	im, st := newImporterOn(t, backend, importer.Options{ChunkSize: 2})
 	ctx := context.Background()
 	coll := bundle("collection",
 		`{"fullUrl":"urn:uuid:1","resource":`+patient("c1", "Coll")+`}`,
@@ -237,7 +271,13 @@ func TestCollectionAndBatch(t *testing.T) {
 }
 
 func TestTransaction(t *testing.T) {
-	im, st := newImporter(t, importer.Options{})
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testTransaction(t, backend) })
+	}
+}
+
+func testTransaction(t *testing.T, backend string) {
+	im, st := newImporterOn(t, backend, importer.Options{})
 	ctx := context.Background()
 	tx := bundle("transaction",
 		`{"fullUrl":"urn:uuid:6a0f0b2e-0000-4000-8000-000000000001","resource":`+patient("", "Tx")+`,"request":{"method":"POST","url":"Patient"}}`,
@@ -310,7 +350,13 @@ func TestTransactionTooLarge(t *testing.T) {
 // store refuses, which validation cannot see) is written again entry by
 // entry, so only the bad entry fails.
 func TestChunkRetry(t *testing.T) {
-	im, st := newImporter(t, importer.Options{ChunkSize: 10})
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testChunkRetry(t, backend) })
+	}
+}
+
+func testChunkRetry(t *testing.T, backend string) {
+	im, st := newImporterOn(t, backend, importer.Options{ChunkSize: 10})
 	ctx := context.Background()
 	// A batch PUT with If-Match on a version that is not current fails in
 	// the store transaction, not before.
