@@ -238,7 +238,7 @@ func (c *countedFile) Close() error { return c.f.Close() }
 
 // detect tells NDJSON from a JSON document (a Bundle or one resource): by
 // the extension .ndjson or .jsonl, else by content: NDJSON's first line
-// is a whole JSON object and more follows it.
+// is a whole JSON object and more follows it (within the first MiB).
 func detect(path string, br *bufio.Reader) (string, error) {
 	ext := strings.ToLower(filepath.Ext(path))
 	if ext == ".ndjson" || ext == ".jsonl" {
@@ -256,9 +256,9 @@ func detect(path string, br *bufio.Reader) (string, error) {
 	case body[0] != '{':
 		return "", errors.New("the file is neither a JSON object (a Bundle or a resource) nor NDJSON (one JSON object per line)")
 	}
-	if ext == ".json" {
-		return "json", nil
-	}
+	// A JSON document cannot hold a whole object on its first line and
+	// more after it, so this holds for .json files too (some tools write
+	// NDJSON under that name).
 	if i := bytes.IndexByte(body, '\n'); i > 0 && json.Valid(body[:i]) && len(bytes.TrimSpace(body[i:])) > 0 {
 		return "ndjson", nil
 	}

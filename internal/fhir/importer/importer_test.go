@@ -420,6 +420,10 @@ func TestDetect(t *testing.T) {
 	if fs.Format != "ndjson" || fs.Created != 2 {
 		t.Errorf("%+v", fs)
 	}
+	fs = im.ImportFile(context.Background(), write(t, "export.json", patient("d4", "C")+"\n"+patient("d5", "D")))
+	if fs.Format != "ndjson" || fs.Created != 2 {
+		t.Errorf("NDJSON named .json: %+v", fs)
+	}
 	fs = im.ImportFile(context.Background(), write(t, "one.txt", "{\n \"resourceType\": \"Patient\",\n \"id\": \"d3\"\n}\n"))
 	if fs.Format != "resource" || fs.Created != 1 {
 		t.Errorf("%+v", fs)
