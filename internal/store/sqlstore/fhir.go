@@ -41,13 +41,29 @@ func scanResource(r rowScanner) (store.Found, error) {
 	return f, nil
 }
 
-// ReadResource implements store.FHIR.
+// readQuery reads one resource by type and id.
+const readQuery = "SELECT " + resourceColumns + " FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"
+
+// ReadResource implements store.FHIR. The query is prepared once on the
+// readers (database/sql then keeps it per connection): a FHIR read by id
+// is the most frequent query, and modernc.org/sqlite keeps no statement
+// cache, so preparing it on every call was 15-50 µs of a read of about 20
+// µs more (bench/data.sh, docs/performance.md "Data at scale").
 func (db *DB) ReadResource(ctx context.Context, typ, id string, access store.Cond) (store.Resource, error) {
-	return readResource(ctx, db, db.r, typ, id, access)
+	db.readOnce.Do(func() { db.readStmt, db.readErr = db.r.PrepareContext(context.Background(), db.q(readQuery)) })
+	if db.readErr != nil {
+		return readResource(ctx, db, db.r, typ, id, access)
+	}
+	return scannedResource(ctx, db, db.r, db.readStmt.QueryRowContext(ctx, typ, id), typ, access)
 }
 
 func readResource(ctx context.Context, db *DB, q querier, typ, id string, access store.Cond) (store.Resource, error) {
-	f, err := scanResource(q.QueryRowContext(ctx, db.q("SELECT "+resourceColumns+" FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"), typ, id))
+	return scannedResource(ctx, db, q, q.QueryRowContext(ctx, db.q(readQuery), typ, id), typ, access)
+}
+
+// scannedResource finishes a read: the row, checked against access.
+func scannedResource(ctx context.Context, db *DB, q querier, row *sql.Row, typ string, access store.Cond) (store.Resource, error) {
+	f, err := scanResource(row)
 	if err != nil {
 		return store.Resource{}, err
 	}

@@ -41,6 +41,10 @@ type DB struct {
 	assertOnce sync.Once // UseAssertion's statement, prepared on first use
 	assertStmt *sql.Stmt
 	assertErr  error
+
+	readOnce sync.Once // ReadResource's statement on the readers, prepared on first use
+	readStmt *sql.Stmt
+	readErr  error
 }
 
 var _ store.Store = (*DB)(nil)
@@ -176,6 +180,9 @@ func (db *DB) Close() error {
 	var errs []error
 	if db.assertStmt != nil {
 		errs = append(errs, db.assertStmt.Close())
+	}
+	if db.readStmt != nil {
+		errs = append(errs, db.readStmt.Close())
 	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
