@@ -199,7 +199,11 @@ func (c *Console) app(v *view) error {
 		switch action := v.r.PostForm.Get("action"); action {
 		case "approve", "enable":
 			if app, err = c.svc.SetAppStatus(ctx, v.actor, id, store.ClientEnabled); err == nil {
-				v.data["Notice"] = app.Name() + " is enabled" + map[bool]string{true: " (approved)", false: ""}[action == "approve"] + ": it can sign users in and get tokens now."
+				how := ""
+				if action == "approve" {
+					how = " (approved)"
+				}
+				v.data["Notice"] = app.Name() + " is enabled" + how + ": it can sign users in and get tokens now."
 			}
 		case "disable":
 			if app, err = c.svc.SetAppStatus(ctx, v.actor, id, store.ClientDisabled); err == nil {
@@ -296,8 +300,12 @@ func (c *Console) user(v *view) error {
 				v.data["Notice"] = "The app's access is revoked; its tokens stopped working."
 			}
 		case "revoke-session", "revoke-all-sessions":
+			session := "" // every session
+			if action == "revoke-session" {
+				session = f.Get("session")
+			}
 			var n int
-			if n, err = c.svc.RevokeSession(ctx, v.actor, name, map[bool]string{true: f.Get("session")}[action == "revoke-session"]); err == nil {
+			if n, err = c.svc.RevokeSession(ctx, v.actor, name, session); err == nil {
 				v.data["Notice"] = plural(n, "login session") + " ended, with the apps' online access tied to them."
 			}
 		default:
