@@ -18,6 +18,12 @@
 //	              exchange answers (see flow.go)
 //	refresh       refresh_token grants of a public client, each client its
 //	              own chain of rotating refresh tokens
+//	fhir-read, fhir-search, fhir-include, fhir-transaction
+//	              FHIR requests read from -targets, each with its own
+//	              bearer token (see fhir.go); -url is the server's base
+//	export        one Bulk Data export of everything, timed from kick-off
+//	              to the completed manifest, then the download of every
+//	              file (see export.go); -url is the server's base
 //
 // In the browser-flow modes, "requests" and the per-request figures are
 // per operation (a flow, a refresh), and "http_per_op" says how many HTTP
@@ -55,10 +61,19 @@
 // is 200 and, with -check (the default), its body is what the mode expects:
 // an access_token for the token modes, "active": true for introspect.
 //
+// While the measured window runs, the server's VmRSS is sampled every
+// -rss-every: "server_rss_max_mb" is the largest sample, "server_hwm_mb"
+// the server's VmHWM (its peak since it started) at the end.
+//
 //	load keygen -alg RS384|ES384 -kid KID -key FILE -jwks FILE
 //
 // writes a new private key (PKCS #8 PEM) and its public JWKS for a
 // private_key_jwt client.
+//
+//	load watch -pid PID
+//
+// samples a process (a seed or an import) until it exits and prints its
+// CPU time, wall time and largest VmRSS as one JSON line (see watch.go).
 package main
 
 import (
@@ -96,6 +111,13 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "watch" {
+		if err := watch(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "load watch:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "keygen" {
 		if err := keygen(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "load keygen:", err)
@@ -116,6 +138,12 @@ type options struct {
 	clientID, secret, auth   string
 	keyFile, kid, aud, scope string
 	tokensFile, saveTokens   string
+	targetsFile              string
+	targets                  []fhirTarget // the FHIR modes
+	txEntries                int          // fhir-transaction: entries per Bundle
+	prime                    bool         // FHIR modes: one request per distinct token before the warm-up
+	rssEvery                 time.Duration
+	export                   exportOptions
 	pid                      int
 	check                    bool
 	timeout                  time.Duration
@@ -155,6 +183,8 @@ type Result struct {
 	ServerCPUusPerReq float64 `json:"server_cpu_us_per_req"`
 	ServerCPUCores    float64 `json:"server_cpu_cores"`
 	ServerRSSMB       float64 `json:"server_rss_mb"`
+	ServerRSSMaxMB    float64 `json:"server_rss_max_mb,omitempty"`
+	ServerHWMMB       float64 `json:"server_hwm_mb,omitempty"`
 	ClientCPUusPerReq float64 `json:"client_cpu_us_per_req"`
 	// OtherCPUCores is the machine's busy CPU (all cores, from /proc/stat)
 	// over the window less the server's and this process's: anything else
@@ -163,6 +193,15 @@ type Result struct {
 	OtherCPUCores float64 `json:"other_cpu_cores"`
 	StealCores    float64 `json:"steal_cores"`
 	TokenPool     int     `json:"token_pool,omitempty"`
+	// The FHIR modes: lines of -targets, and for fhir-transaction the
+	// entries of each Bundle and the entries written per second.
+	Targets int `json:"targets,omitempty"`
+	// Primed is how many distinct tokens were sent once before the
+	// warm-up (-prime), and how long that took.
+	Primed       int     `json:"primed,omitempty"`
+	PrimeSeconds float64 `json:"prime_seconds,omitempty"`
+	TxEntries    int     `json:"tx_entries,omitempty"`
+	EntriesPerS  float64 `json:"entries_per_s,omitempty"`
 	// With -presign: how many assertions were signed for the window, how
 	// long that took (outside the window), and whether the window ended at
 	// its duration ("time") or when the pool or -n ran out ("count").
@@ -182,7 +221,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&o.url, "url", "", "endpoint URL to POST to (token or introspection endpoint); loopback only")
 	fs.StringVar(&o.target, "target", "", "name of the target in the output (default: the URL's host)")
-	fs.StringVar(&o.mode, "mode", "cc-secret", "cc-secret, cc-jwt-rs384, cc-jwt-es384, introspect, authcode or refresh")
+	fs.StringVar(&o.mode, "mode", "cc-secret", "cc-secret, cc-jwt-rs384, cc-jwt-es384, introspect, authcode, refresh, fhir-read, fhir-search, fhir-include, fhir-transaction or export")
 	fs.IntVar(&o.c, "c", 16, "concurrent clients (one keep-alive connection each)")
 	fs.IntVar(&o.n, "n", 0, fmt.Sprintf("most requests in the measured window (0: only -d bounds it; at most %d)", maxRequests))
 	fs.DurationVar(&o.d, "d", 10*time.Second, "longest measured window (at most 10m)")
@@ -202,6 +241,11 @@ func run(args []string) error {
 	fs.StringVar(&o.password, "password", "", "authcode, refresh with -login smartgate: the user's password")
 	fs.StringVar(&o.hydraAdmin, "hydra-admin", "", "authcode, refresh with -login hydra: Hydra's admin API base URL; loopback only")
 	fs.StringVar(&o.tokensFile, "tokens", "", "file of tokens to introspect, one a line, cycled (introspect)")
+	fs.StringVar(&o.targetsFile, "targets", "", "FHIR modes: file of requests, one a line: PATH<TAB>TOKEN[<TAB>PATIENT] (see fhir.go)")
+	fs.IntVar(&o.txEntries, "tx-entries", 100, "fhir-transaction: entries per transaction Bundle")
+	fs.BoolVar(&o.prime, "prime", false, "FHIR modes: before the warm-up, send one GET with each distinct token of -targets (its line's path; for fhir-transaction a read of its patient), so that the window measures a server whose verified-token cache holds the pool, as a long-running one's does")
+	fs.DurationVar(&o.rssEvery, "rss-every", 100*time.Millisecond, "how often the server's VmRSS is sampled during the window (with -pid)")
+	o.export.flags(fs)
 	fs.StringVar(&o.saveTokens, "save-tokens", "", "write every access_token issued in the measured window to this file, one a line (token modes)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id: its CPU and RSS are read from /proc (0: not measured)")
 	fs.BoolVar(&o.check, "check", true, "count a 200 whose body is not what the mode expects as an error")
@@ -232,6 +276,15 @@ func run(args []string) error {
 		debug.SetGCPercent(-1)
 	}
 	o.cpuProfile = *cpuProfile
+	if o.mode == "export" {
+		res, err := o.runExport()
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+		return nil
+	}
 	res, err := o.load()
 	if err != nil {
 		return err
@@ -333,8 +386,42 @@ func (o *options) validate() error {
 		if err := o.validateFlow(u); err != nil {
 			return err
 		}
+	case "fhir-read", "fhir-search", "fhir-include", "fhir-transaction":
+		if o.client != "raw" || u.Scheme != "http" {
+			return fmt.Errorf("%s runs only with -client raw over http", o.mode)
+		}
+		if o.targetsFile == "" {
+			return fmt.Errorf("%s needs -targets", o.mode)
+		}
+		if o.saveTokens != "" {
+			return fmt.Errorf("-save-tokens is not for %s", o.mode)
+		}
+		if o.txEntries < 1 || o.txEntries > 1000 {
+			return fmt.Errorf("-tx-entries %d: use 1 to 1000 (the server's limit)", o.txEntries)
+		}
+		lines, err := readLines(o.targetsFile)
+		if err != nil {
+			return err
+		}
+		if o.targets, err = parseTargets(lines); err != nil {
+			return fmt.Errorf("-targets %s: %w", o.targetsFile, err)
+		}
+		if len(o.targets) == 0 {
+			return fmt.Errorf("-targets %s holds no request", o.targetsFile)
+		}
+		if o.mode == "fhir-transaction" {
+			for i, t := range o.targets {
+				if t.patient == "" {
+					return fmt.Errorf("-targets %s: line %d has no PATIENT, which fhir-transaction needs", o.targetsFile, i+1)
+				}
+			}
+		}
+	case "export":
+		if err := o.export.validate(o); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("-mode %q: use cc-secret, cc-jwt-rs384, cc-jwt-es384, introspect, authcode or refresh", o.mode)
+		return fmt.Errorf("-mode %q: use cc-secret, cc-jwt-rs384, cc-jwt-es384, introspect, authcode, refresh, fhir-read, fhir-search, fhir-include, fhir-transaction or export", o.mode)
 	}
 	if o.pid != 0 {
 		if _, err := procCPU(o.pid); err != nil {
@@ -456,6 +543,14 @@ func (o *options) load() (*Result, error) {
 		}()
 	}
 
+	var primed int
+	var primeTime time.Duration
+	if o.prime && isFHIRMode(o.mode) {
+		var err error
+		if primed, primeTime, err = o.primeTokens(senders); err != nil {
+			return nil, err
+		}
+	}
 	presign := o.signer != nil && o.presign
 	// rate is the warm-up's requests per second: it sizes the window's
 	// pool of pre-signed assertions (0: no warm-up, so -n or the maximum).
@@ -549,6 +644,10 @@ func (o *options) load() (*Result, error) {
 			return nil, err
 		}
 	}
+	var rss *rssSampler
+	if o.pid != 0 {
+		rss = sampleRSS(o.pid, o.rssEvery)
+	}
 	http0 := httpRequests(browsers)
 	self0 := selfCPU()
 	busy0, steal0, statErr := machineCPU()
@@ -561,6 +660,10 @@ func (o *options) load() (*Result, error) {
 	}
 	self1 := selfCPU()
 	busy1, steal1, statErr1 := machineCPU()
+	var rssMax int64
+	if rss != nil {
+		rssMax = rss.stop()
+	}
 	res := &Result{Target: o.target, Mode: o.mode, Concurrency: o.c, Seconds: round(elapsed.Seconds(), 3), TokenPool: len(o.tokens),
 		Presigned: presigned, SignSeconds: round(signTime.Seconds(), 1), EndedBy: "time", SetupSeconds: round(setup.Seconds(), 1)}
 	if p.budget.Load() < 0 {
@@ -570,11 +673,19 @@ func (o *options) load() (*Result, error) {
 		if cpu1, err = procCPU(o.pid); err != nil {
 			return nil, err
 		}
-		rss, err := procRSS(o.pid)
+		rssNow, err := procRSS(o.pid)
 		if err != nil {
 			return nil, err
 		}
-		res.ServerRSSMB = round(float64(rss)/(1<<20), 1)
+		res.ServerRSSMB = round(float64(rssNow)/(1<<20), 1)
+		res.ServerRSSMaxMB = round(float64(max(rssNow, rssMax))/(1<<20), 1)
+		if hwm, err := procHWM(o.pid); err == nil {
+			res.ServerHWMMB = round(float64(hwm)/(1<<20), 1)
+		}
+	}
+	if isFHIRMode(o.mode) {
+		res.Targets = len(o.targets)
+		res.Primed, res.PrimeSeconds = primed, round(primeTime.Seconds(), 1)
 	}
 	if p.saved != nil {
 		if err := p.saved.Flush(); err != nil {
@@ -590,6 +701,10 @@ func (o *options) load() (*Result, error) {
 	}
 	slices.Sort(lat)
 	res.RPS = round(float64(n)/elapsed.Seconds(), 0)
+	if o.mode == "fhir-transaction" {
+		res.TxEntries = o.txEntries
+		res.EntriesPerS = round(float64(n*int64(o.txEntries))/elapsed.Seconds(), 0)
+	}
 	res.P50ms = ms(quantile(lat, 0.50))
 	res.P90ms = ms(quantile(lat, 0.90))
 	res.P99ms = ms(quantile(lat, 0.99))
@@ -699,6 +814,9 @@ func (p *phase) one(sd sender) {
 			}
 		}
 		body += "&client_assertion=" + url.QueryEscape(a)
+	case "fhir-read", "fhir-search", "fhir-include", "fhir-transaction":
+		p.oneFHIR(sd)
+		return
 	case "introspect":
 		tok := o.tokens[(p.next.Add(1)-1)%uint64(len(o.tokens))]
 		if body != "" {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -285,5 +287,86 @@ func TestBrowserFlows(t *testing.T) {
 		if n := f.sessions.Load(); n != 3 {
 			t.Errorf("%s: %d sign-ins, want 3 (one per client, before the warm-up)", mode, n)
 		}
+	}
+}
+
+func TestParseTargets(t *testing.T) {
+	got, err := parseTargets([]string{"/fhir/Patient/p1\ttok1", "/fhir\ttok2\tp2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []fhirTarget{{path: "/fhir/Patient/p1", token: "tok1"}, {path: "/fhir", token: "tok2", patient: "p2"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parseTargets = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"fhir/Patient/p1\ttok", "/fhir/Patient/p1", "/fhir\t\tp", "/a\tb\tc\td"} {
+		if _, err := parseTargets([]string{bad}); err == nil {
+			t.Errorf("parseTargets(%q) accepted a bad line", bad)
+		}
+	}
+}
+
+func TestCheckFHIR(t *testing.T) {
+	for _, tc := range []struct {
+		mode, path, body string
+		ok               bool
+	}{
+		{"fhir-read", "/fhir/Observation/o1", `{"resourceType":"Observation","id":"o1"}`, true},
+		{"fhir-read", "/fhir/Observation/o1", `{"resourceType":"Observation","id":"o12"}`, false},
+		{"fhir-search", "/fhir/Observation?x", `{"type":"searchset","entry":[{"search":{"mode":"match"}}]}`, true},
+		{"fhir-search", "/fhir/Observation?x", `{"type":"searchset","total":0}`, false},
+		{"fhir-include", "/fhir/MedicationRequest?x", `{"type":"searchset","entry":[{"search":{"mode":"match"}},{"search":{"mode":"include"}}]}`, true},
+		{"fhir-include", "/fhir/MedicationRequest?x", `{"type":"searchset","entry":[{"search":{"mode":"match"}}]}`, false},
+		{"fhir-transaction", "/fhir", `{"resourceType":"Bundle","type":"transaction-response"}`, true},
+		{"fhir-transaction", "/fhir", `{"resourceType":"OperationOutcome"}`, false},
+	} {
+		err := checkFHIR(tc.mode, fhirTarget{path: tc.path}, []byte(tc.body))
+		if (err == nil) != tc.ok {
+			t.Errorf("checkFHIR(%s, %s) = %v, want ok=%v", tc.mode, tc.body, err, tc.ok)
+		}
+	}
+}
+
+func TestTransactionBundle(t *testing.T) {
+	var b struct {
+		Type  string `json:"type"`
+		Entry []struct {
+			FullURL  string `json:"fullUrl"`
+			Resource struct {
+				ResourceType string `json:"resourceType"`
+				Subject      struct{ Reference string }
+				Encounter    struct{ Reference string }
+			} `json:"resource"`
+			Request struct{ Method, URL string } `json:"request"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(transactionBundle(100, "p1"), &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Type != "transaction" || len(b.Entry) != 100 {
+		t.Fatalf("type %q, %d entries; want transaction, 100", b.Type, len(b.Entry))
+	}
+	seen := map[string]bool{}
+	for i, e := range b.Entry {
+		if seen[e.FullURL] || !strings.HasPrefix(e.FullURL, "urn:uuid:") || e.Request.Method != "POST" || e.Resource.Subject.Reference != "Patient/p1" {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+		seen[e.FullURL] = true
+		if i > 0 && (e.Resource.ResourceType != "Observation" || e.Resource.Encounter.Reference != b.Entry[0].FullURL) {
+			t.Fatalf("entry %d does not refer to the Encounter: %+v", i, e)
+		}
+	}
+}
+
+func TestFHIRRequest(t *testing.T) {
+	o := &options{mode: "fhir-read"}
+	got := string(o.fhirRequest(nil, "127.0.0.1:1", fhirTarget{path: "/fhir/Patient/p1", token: "T"}))
+	want := "GET /fhir/Patient/p1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nUser-Agent: smartgate-bench-load\r\nAccept: application/fhir+json\r\nAuthorization: Bearer T\r\n\r\n"
+	if got != want {
+		t.Errorf("request = %q, want %q", got, want)
+	}
+	o = &options{mode: "fhir-transaction", txEntries: 2}
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(string(o.fhirRequest(nil, "h", fhirTarget{path: "/fhir", token: "T", patient: "p"})))))
+	if err != nil || req.Method != "POST" || req.ContentLength <= 0 || req.Header.Get("Content-Type") != "application/fhir+json" {
+		t.Fatalf("transaction request: %v %+v", err, req)
 	}
 }

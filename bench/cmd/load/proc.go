@@ -63,13 +63,20 @@ func machineCPU() (busy, steal time.Duration, err error) {
 }
 
 // procRSS is VmRSS of pid, in bytes.
-func procRSS(pid int) (int64, error) {
+func procRSS(pid int) (int64, error) { return procStatus(pid, "VmRSS:") }
+
+// procHWM is VmHWM of pid, its peak resident set since it started, in
+// bytes.
+func procHWM(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
+
+// procStatus reads one kB field of /proc/PID/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseInt(f[0], 10, 64)
@@ -79,7 +86,41 @@ func procRSS(pid int) (int64, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, strings.TrimSuffix(field, ":"))
+}
+
+// rssSampler reads a process's VmRSS at an interval and keeps the
+// largest, so that a peak between the window's ends is seen.
+type rssSampler struct {
+	done chan struct{}
+	max  chan int64
+}
+
+func sampleRSS(pid int, every time.Duration) *rssSampler {
+	s := &rssSampler{done: make(chan struct{}), max: make(chan int64, 1)}
+	go func() {
+		var peak int64
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if v, err := procRSS(pid); err == nil {
+				peak = max(peak, v)
+			}
+			select {
+			case <-s.done:
+				s.max <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the largest VmRSS seen, in bytes.
+func (s *rssSampler) stop() int64 {
+	close(s.done)
+	return <-s.max
 }
 
 // selfCPU is this process's user + system CPU time.
