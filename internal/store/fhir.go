@@ -246,6 +246,12 @@ type FHIRTx interface {
 	// it stored (for a delete of a missing or deleted resource: the zero
 	// Resource and no error, since delete is idempotent).
 	Put(ctx context.Context, w Write) (Resource, error)
+	// PutNew creates resources whose ids were never written (bulk loads:
+	// seed, import), each as version 1, faster than a Put each: no read of
+	// a current version, index rows of many resources per statement. Only
+	// Body and Index of each Write are used (no access check, no If-Match).
+	// An id that exists (or existed) fails the whole call with ErrConflict.
+	PutNew(ctx context.Context, ws []Write) error
 	// Current reads the current version inside the transaction.
 	Current(ctx context.Context, typ, id string) (Resource, error)
 	// ReadResource, Search and Includes are FHIR's, inside the

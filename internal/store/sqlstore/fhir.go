@@ -379,6 +379,54 @@ func (db *DB) WriteFHIR(ctx context.Context, fn func(tx store.FHIRTx) error) err
 type fhirTx struct {
 	db *DB
 	tx *sql.Tx
+	// stmts caches the statements of this transaction on SQLite, where
+	// the driver keeps none: a bulk load runs the same dozen statements
+	// for every resource, and parsing them again was a third of its CPU.
+	// (pgx caches prepared statements itself.)
+	stmts map[string]*sql.Stmt
+}
+
+// exec runs a write statement of the transaction (query already rewritten
+// by db.q), prepared once per transaction on SQLite.
+func (t *fhirTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.db.postgres {
+		return t.tx.ExecContext(ctx, query, args...)
+	}
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRow is exec for a statement that returns one row.
+func (t *fhirTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if t.db.postgres {
+		return t.tx.QueryRowContext(ctx, query, args...)
+	}
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		// A failed prepare surfaces as the row's error.
+		return t.tx.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (t *fhirTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	if len(t.stmts) < 512 { // bounded: multi-row inserts vary in shape
+		t.stmts[query] = st
+	}
+	return st, nil
 }
 
 func (t *fhirTx) Current(ctx context.Context, typ, id string) (store.Resource, error) {
@@ -414,7 +462,7 @@ func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error)
 	if db.postgres {
 		lock = " FOR UPDATE"
 	}
-	cur, err := scanResource(tx.QueryRowContext(ctx, db.q("SELECT "+resourceColumns+" FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"+lock), w.Type, w.ID))
+	cur, err := scanResource(t.queryRow(ctx, db.q("SELECT "+resourceColumns+" FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"+lock), w.Type, w.ID))
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.Resource{}, err
@@ -471,14 +519,14 @@ func (t *fhirTx) Put(ctx context.Context, w store.Write) (store.Resource, error)
 	r.Body = body
 	rid := cur.Key
 	if exists {
-		if _, err := tx.ExecContext(ctx, db.q("UPDATE fhir_resources SET version = ?, last_updated = ?, deleted = 0, body = ? WHERE rid = ?"), r.Version, micros(now), string(body), rid); err != nil {
+		if _, err := t.exec(ctx, db.q("UPDATE fhir_resources SET version = ?, last_updated = ?, deleted = 0, body = ? WHERE rid = ?"), r.Version, micros(now), string(body), rid); err != nil {
 			return store.Resource{}, err
 		}
 		if err := t.clearIndex(ctx, rid); err != nil {
 			return store.Resource{}, err
 		}
 	} else {
-		if err := tx.QueryRowContext(ctx, db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, 0, ?) RETURNING rid"),
+		if err := t.queryRow(ctx, db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, 0, ?) RETURNING rid"),
 			w.Type, w.ID, r.Version, micros(now), string(body)).Scan(&rid); err != nil {
 			if isUniqueViolation(err) {
 				return store.Resource{}, store.ErrConflict
@@ -516,7 +564,7 @@ func (t *fhirTx) history(ctx context.Context, rid int64, r store.Resource, body 
 	if r.Deleted {
 		deleted = 1
 	}
-	_, err := t.tx.ExecContext(ctx, t.db.q("INSERT INTO fhir_history (rid, res_type, res_id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+	_, err := t.exec(ctx, t.db.q("INSERT INTO fhir_history (rid, res_type, res_id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
 		rid, r.Type, r.ID, r.Version, micros(r.LastUpdated), deleted, r.Method, body)
 	return err
 }
@@ -525,7 +573,7 @@ var indexTables = []string{"fhir_token", "fhir_string", "fhir_ref", "fhir_date",
 
 func (t *fhirTx) clearIndex(ctx context.Context, rid int64) error {
 	for _, table := range indexTables {
-		if _, err := t.tx.ExecContext(ctx, t.db.q("DELETE FROM "+table+" WHERE rid = ?"), rid); err != nil {
+		if _, err := t.exec(ctx, t.db.q("DELETE FROM "+table+" WHERE rid = ?"), rid); err != nil {
 			return err
 		}
 	}
@@ -559,18 +607,18 @@ func (t *fhirTx) index(ctx context.Context, rid int64, typ, id string, ix store.
 	if err := ins.flush(); err != nil {
 		return err
 	}
-	db, tx := t.db, t.tx
+	db := t.db
 	// Memberships by the resource's own content, then those it gives others.
-	if _, err := tx.ExecContext(ctx, db.q("DELETE FROM fhir_compartment WHERE res_type = ? AND res_id = ? AND via = ''"), typ, id); err != nil {
+	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE res_type = ? AND res_id = ? AND via = ''"), typ, id); err != nil {
 		return err
 	}
 	for _, p := range dedupe(ix.Patients) {
-		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, '')"), typ, id, p); err != nil {
+		if _, err := t.exec(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, '')"), typ, id, p); err != nil {
 			return err
 		}
 	}
 	via := typ + "/" + id
-	if _, err := tx.ExecContext(ctx, db.q("DELETE FROM fhir_compartment WHERE via = ?"), via); err != nil {
+	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE via = ?"), via); err != nil {
 		return err
 	}
 	seen := map[store.Membership]bool{}
@@ -579,7 +627,7 @@ func (t *fhirTx) index(ctx context.Context, rid int64, typ, id string, ix store.
 			continue
 		}
 		seen[m] = true
-		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, ?)"), m.Type, m.ID, m.Patient, via); err != nil {
+		if _, err := t.exec(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, ?)"), m.Type, m.ID, m.Patient, via); err != nil {
 			return err
 		}
 	}
@@ -638,7 +686,7 @@ func (b *batchInsert) flush() error {
 		return nil
 	}
 	q := "INSERT INTO " + b.table + " (rid, res_type, " + b.cols + ") VALUES " + strings.Join(b.rows, ", ")
-	_, err := b.t.tx.ExecContext(b.ctx, b.t.db.q(q), b.args...)
+	_, err := b.t.exec(b.ctx, b.t.db.q(q), b.args...)
 	b.rows, b.args = b.rows[:0], b.args[:0]
 	return err
 }

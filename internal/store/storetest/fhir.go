@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ func fhirTests() []struct {
 		{"FHIRPagingAndSort", testFHIRPaging},
 		{"FHIRCompartmentAndAccess", testFHIRAccess},
 		{"FHIRIncludesAndHistory", testFHIRIncludes},
+		{"FHIRPutNew", testFHIRPutNew},
 	}
 }
 
@@ -474,4 +476,75 @@ func testFHIRIncludes(t *testing.T, b Backend) {
 	if h, _, err := s.History(c, store.HistoryQuery{Since: since, Count: 5}); err != nil || len(h) != 0 {
 		t.Fatalf("history since the future = %d entries, %v", len(h), err)
 	}
+}
+
+// testFHIRPutNew: the bulk create path stores exactly what Put stores
+// (every search condition finds the same resources on a store loaded with
+// PutNew as on one loaded with Put), and refuses an id that exists.
+func testFHIRPutNew(t *testing.T, b Backend) {
+	bulk, _ := migrated(t, b)
+	one, _ := migrated(t, b)
+	c := ctx(t)
+	var ws []store.Write
+	ws = append(ws, patient("p1", "shaw"), patient("p2", "brooks"))
+	for i := range 700 { // more than one full multi-row INSERT per table
+		w := obs(fmt.Sprintf("o%d", i), []string{"p1", "p2"}[i%2], []string{"a", "b", "c"}[i%3], 1+i%28)
+		ws = append(ws, w)
+	}
+	// A resource that puts another into a compartment (as a CareTeam does).
+	ws = append(ws, store.Write{Type: "Practitioner", ID: "pr1", Body: []byte(`{"resourceType":"Practitioner"}`)})
+	ws = append(ws, store.Write{Type: "Group", ID: "g1", Body: []byte(`{"resourceType":"Group","type":"person","actual":true}`),
+		Index: store.Index{Links: []store.Membership{{Type: "Practitioner", ID: "pr1", Patient: "p1"}}}})
+	if err := bulk.WriteFHIR(c, func(tx store.FHIRTx) error { return tx.PutNew(c, ws) }); err != nil {
+		t.Fatalf("PutNew: %v", err)
+	}
+	for _, w := range ws {
+		put(t, one, w)
+	}
+	r, err := bulk.ReadResource(c, "Observation", "o7", nil)
+	if err != nil || r.Version != 1 || !strings.Contains(string(r.Body), `"versionId":"1"`) {
+		t.Fatalf("a PutNew resource: v%d %s %v", r.Version, r.Body, err)
+	}
+	h, _, err := bulk.History(c, store.HistoryQuery{Type: "Observation", ID: "o7", Count: 5})
+	if err != nil || len(h) != 1 || h[0].Method != "create" {
+		t.Fatalf("history of a PutNew resource: %+v %v", h, err)
+	}
+	for _, q := range []store.Query{
+		{Type: "Observation", Where: store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}},
+		{Type: "Observation", Where: store.InCompartment{Patients: []string{"p2"}}},
+		{Type: "Observation", Where: store.DateMatch{Param: "date", Prefix: store.GE, Low: time.Date(2024, 1, 20, 0, 0, 0, 0, time.UTC).UnixMicro()}},
+		{Type: "Observation", Where: store.NumberMatch{Param: "value-quantity", Quantity: true, Prefix: store.GT, Value: 10, AnySystem: true, Code: "kg"}},
+		{Type: "Observation", Where: store.RefMatch{Param: "subject", Type: "Patient", ID: "p1"}},
+		{Type: "Patient", Where: store.StringMatch{Param: "family", Value: "bro"}},
+		{Type: "Patient", Where: store.URIMatch{Param: "_profile", Value: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"}},
+		{Type: "Practitioner", Where: store.InCompartment{Patients: []string{"p1"}}},
+	} {
+		q.Page = store.Page{Count: 1000, Total: true}
+		got, err1 := bulk.Search(c, q)
+		want, err2 := one.Search(c, q)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("search %+v: %v %v", q.Where, err1, err2)
+		}
+		if g, w := ids(got), ids(want); !slices.Equal(g, w) || got.Total != want.Total || len(w) == 0 {
+			t.Errorf("search %T %+v: PutNew store finds %d (%v...), Put store %d", q.Where, q.Where, len(g), head(g), len(w))
+		}
+	}
+	// An id written before: the whole call fails with ErrConflict, and the
+	// transaction's other creates are rolled back with it.
+	err = bulk.WriteFHIR(c, func(tx store.FHIRTx) error {
+		return tx.PutNew(c, []store.Write{patient("p9", "new"), patient("p1", "again")})
+	})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutNew of an existing id: %v, want ErrConflict", err)
+	}
+	if _, err := bulk.ReadResource(c, "Patient", "p9", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a create of the failed PutNew call survived: %v", err)
+	}
+}
+
+func head(s []string) []string {
+	if len(s) > 3 {
+		return s[:3]
+	}
+	return s
 }

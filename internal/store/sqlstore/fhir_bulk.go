@@ -1,0 +1,129 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"smartgate/internal/store"
+)
+
+// PutNew implements store.FHIRTx: resources never written before, created
+// in bulk. Per resource it runs two statements (the resource and its
+// history row); the index rows and memberships of all the resources go
+// into multi-row INSERTs of up to bulkRows rows, and nothing is read or
+// deleted (an update's Put needs both).
+func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
+	db := t.db
+	insRes := db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, 1, ?, 0, ?) RETURNING rid")
+	insHist := db.q("INSERT INTO fhir_history (rid, res_type, res_id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, 1, ?, 0, 'create', ?)")
+	b := &bulkRows{t: t, ctx: ctx}
+	for _, w := range ws {
+		now := db.now().UTC()
+		body, err := store.SetMeta(w.Body, w.Type, w.ID, 1, now)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
+		}
+		var rid int64
+		if err := t.queryRow(ctx, insRes, w.Type, w.ID, micros(now), string(body)).Scan(&rid); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("%s/%s was written before: %w", w.Type, w.ID, store.ErrConflict)
+			}
+			return err
+		}
+		if _, err := t.exec(ctx, insHist, rid, w.Type, w.ID, micros(now), string(body)); err != nil {
+			return err
+		}
+		ix := w.Index
+		for _, r := range ix.Tokens {
+			b.add(0, rid, w.Type, r.Param, r.System, r.Code, r.Text)
+		}
+		for _, r := range ix.Strings {
+			b.add(1, rid, w.Type, r.Param, r.Norm, r.Exact)
+		}
+		for _, r := range ix.Refs {
+			b.add(2, rid, w.Type, r.Param, r.Type, r.ID, r.URL, r.IdentSystem, r.IdentValue)
+		}
+		for _, r := range ix.Dates {
+			b.add(3, rid, w.Type, r.Param, r.Low, r.High)
+		}
+		for _, r := range ix.Quantities {
+			b.add(4, rid, w.Type, r.Param, r.Value, r.System, r.Code, r.Unit)
+		}
+		for _, r := range ix.Numbers {
+			b.add(5, rid, w.Type, r.Param, r.Value)
+		}
+		for _, r := range ix.URIs {
+			b.add(6, rid, w.Type, r.Param, r.Value)
+		}
+		for _, p := range dedupe(ix.Patients) {
+			b.add(7, w.Type, w.ID, p, "")
+		}
+		seen := map[store.Membership]bool{}
+		for _, m := range ix.Links {
+			if !seen[m] {
+				seen[m] = true
+				b.add(7, m.Type, m.ID, m.Patient, w.Type+"/"+w.ID)
+			}
+		}
+		if b.err != nil {
+			return b.err
+		}
+	}
+	for table := range bulkTables {
+		if err := b.flush(table); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bulkTables are the tables PutNew fills with multi-row INSERTs.
+var bulkTables = [...]struct{ table, cols string }{
+	{"fhir_token", "rid, res_type, param, system, code, text"},
+	{"fhir_string", "rid, res_type, param, norm, exact"},
+	{"fhir_ref", "rid, res_type, param, target_type, target_id, url, ident_system, ident_value"},
+	{"fhir_date", "rid, res_type, param, low, high"},
+	{"fhir_quantity", "rid, res_type, param, value, system, code, unit"},
+	{"fhir_number", "rid, res_type, param, value"},
+	{"fhir_uri", "rid, res_type, param, value"},
+	{"fhir_compartment", "res_type, res_id, patient_id, via"},
+}
+
+// maxBulkRows is how many rows one INSERT carries: with at most 8 columns,
+// 2,400 bind variables, under SQLite's 32,766 and PostgreSQL's 65,535. A
+// full batch always has the same shape, so its statement is prepared once.
+const maxBulkRows = 300
+
+// bulkRows collects the rows of each bulk table.
+type bulkRows struct {
+	t    *fhirTx
+	ctx  context.Context
+	args [len(bulkTables)][]any
+	n    [len(bulkTables)]int
+	err  error
+}
+
+func (b *bulkRows) add(table int, vals ...any) {
+	if b.err != nil {
+		return
+	}
+	b.args[table] = append(b.args[table], vals...)
+	b.n[table]++
+	if b.n[table] == maxBulkRows {
+		b.err = b.flush(table)
+	}
+}
+
+func (b *bulkRows) flush(table int) error {
+	n := b.n[table]
+	if n == 0 {
+		return nil
+	}
+	spec := bulkTables[table]
+	row := "(" + placeholders(strings.Count(spec.cols, ",")+1) + ")"
+	q := "INSERT INTO " + spec.table + " (" + spec.cols + ") VALUES " + row + strings.Repeat(", "+row, n-1)
+	_, err := b.t.exec(b.ctx, b.t.db.q(q), b.args[table]...)
+	b.args[table], b.n[table] = b.args[table][:0], 0
+	return err
+}
