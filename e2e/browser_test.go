@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -46,20 +47,32 @@ func browserProject(t *testing.T) string {
 			t.Skipf("SKIPPED: %s is not on PATH: the real-browser SMART launch test did not run (install Node.js 20+)", tool)
 		}
 	}
-	// Like nodeProject, for e2e/browser; .npmrc leaves out fhirclient's
+	// Like nodeProject, for e2e/browser (every script and page, without a
+	// node_modules someone installed there); .npmrc leaves out fhirclient's
 	// optional React Native dependencies.
 	dir := t.TempDir()
-	for _, name := range []string{"package.json", "package-lock.json", ".npmrc", "standalone.mjs", "app/launch.html", "app/index.html"} {
-		b, err := os.ReadFile(filepath.Join("browser", name))
+	err := filepath.WalkDir("browser", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
+		rel, err := filepath.Rel("browser", path)
+		if err != nil {
+			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
+		if d.IsDir() {
+			if d.Name() == "node_modules" {
+				return fs.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
 		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copying e2e/browser: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -75,10 +88,10 @@ func browserProject(t *testing.T) string {
 
 // smartApp serves the test SMART app from the installed project dir:
 // launch.html and index.html, fhirclient's browser build, and config.js
-// naming the server, the client and the scope.
-func smartApp(t *testing.T, dir, iss, clientID string) http.Handler {
+// naming the server, the client and the scope it asks for.
+func smartApp(t *testing.T, dir, iss, clientID, scope string) http.Handler {
 	t.Helper()
-	config, err := json.Marshal(map[string]string{"iss": iss, "clientId": clientID, "scope": browserScope})
+	config, err := json.Marshal(map[string]string{"iss": iss, "clientId": clientID, "scope": scope})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +228,7 @@ func TestBrowserSMARTStandaloneLaunch(t *testing.T) {
 	if reg.Status != "enabled" {
 		t.Fatalf("a public app asking only patient-level scopes should be enabled at once; registration says %q: %s", reg.Status, reg.StatusDescription)
 	}
-	app.Config.Handler = smartApp(t, dir, s.URL+"/fhir", reg.ClientID)
+	app.Config.Handler = smartApp(t, dir, s.URL+"/fhir", reg.ClientID, browserScope)
 	app.Start()
 
 	artifacts := t.ArtifactDir()
