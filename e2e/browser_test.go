@@ -1,20 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // chromiumPath is Debian's Chromium (package chromium). The tests never
@@ -39,51 +35,8 @@ func browserProject(t *testing.T) string {
 		}
 		t.Skipf("SKIPPED: %s is missing: the real-browser SMART launch test did not run (apt-get install --no-install-recommends chromium, or set SMARTGATE_REQUIRE_BROWSER=1 to make this a failure)", chromiumPath)
 	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("SMARTGATE_REQUIRE_NODE") == "1" || os.Getenv("SMARTGATE_REQUIRE_BROWSER") == "1" {
-				t.Fatalf("%s is not on PATH and SMARTGATE_REQUIRE_NODE or SMARTGATE_REQUIRE_BROWSER is 1: install Node.js 20 or later", tool)
-			}
-			t.Skipf("SKIPPED: %s is not on PATH: the real-browser SMART launch test did not run (install Node.js 20+)", tool)
-		}
-	}
-	// Like nodeProject, for e2e/browser (every script and page, without a
-	// node_modules someone installed there); .npmrc leaves out fhirclient's
-	// optional React Native dependencies.
-	dir := t.TempDir()
-	err := filepath.WalkDir("browser", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel("browser", path)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if d.Name() == "node_modules" {
-				return fs.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copying e2e/browser: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--prefer-offline")
-	cmd.Dir = dir
-	cmd.Env = nodeEnv()
-	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in a copy of e2e/browser: %v\n%s", err, out)
-	}
-	return dir
+	// .npmrc leaves out fhirclient's optional React Native dependencies.
+	return npmProject(t, "browser", "the real-browser tests")
 }
 
 // smartApp serves the test SMART app from the installed project dir:

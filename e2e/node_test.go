@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,30 +20,52 @@ func nodeEnv(extra ...string) []string {
 	return baseEnv(append([]string{"npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false"}, extra...)...)
 }
 
-// nodeProject copies e2e/node (package.json, package-lock.json and the
-// scripts) to a temporary directory and installs the locked dependencies
-// there with `npm ci`, so that tests never write into the source tree. It
-// skips the test loudly when node or npm is missing, unless
-// SMARTGATE_REQUIRE_NODE=1 makes that a failure.
+// nodeProject is npmProject for e2e/node (openid-client and jose).
 func nodeProject(t *testing.T) string {
+	t.Helper()
+	return npmProject(t, "node", "the Node.js relying-party tests")
+}
+
+// npmProject copies the npm project e2e/<src> (its package.json,
+// package-lock.json, scripts and pages, without a node_modules someone
+// installed there) to a temporary directory and installs the locked
+// dependencies there with `npm ci`, so that tests never write into the
+// source tree. It skips the test loudly when node or npm is missing (what
+// names the tests that did not run), unless SMARTGATE_REQUIRE_NODE=1 (or
+// SMARTGATE_REQUIRE_BROWSER=1) makes that a failure.
+func npmProject(t *testing.T, src, what string) string {
 	t.Helper()
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("SMARTGATE_REQUIRE_NODE") == "1" {
-				t.Fatalf("%s is not on PATH and SMARTGATE_REQUIRE_NODE=1: install Node.js 20 or later", tool)
+			if os.Getenv("SMARTGATE_REQUIRE_NODE") == "1" || os.Getenv("SMARTGATE_REQUIRE_BROWSER") == "1" {
+				t.Fatalf("%s is not on PATH and SMARTGATE_REQUIRE_NODE or SMARTGATE_REQUIRE_BROWSER is 1: install Node.js 20.19 or later", tool)
 			}
-			t.Skipf("SKIPPED: %s is not on PATH: the Node.js relying-party tests did not run (install Node.js 20+, or set SMARTGATE_REQUIRE_NODE=1 to make this a failure)", tool)
+			t.Skipf("SKIPPED: %s is not on PATH: %s did not run (install Node.js 20.19+, or set SMARTGATE_REQUIRE_NODE=1 to make this a failure)", tool, what)
 		}
 	}
 	dir := t.TempDir()
-	for _, name := range []string{"package.json", "package-lock.json", "backend.mjs"} {
-		b, err := os.ReadFile(filepath.Join("node", name))
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
 		}
+		if d.IsDir() {
+			if d.Name() == "node_modules" {
+				return fs.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copying e2e/%s: %v", src, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -51,7 +74,7 @@ func nodeProject(t *testing.T) string {
 	cmd.Env = nodeEnv()
 	cmd.WaitDelay = 5 * time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in a copy of e2e/node: %v\n%s", err, out)
+		t.Fatalf("npm ci in a copy of e2e/%s: %v\n%s", src, err, out)
 	}
 	return dir
 }

@@ -17,14 +17,12 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -62,41 +60,11 @@ type oidcProvider struct {
 	done   chan struct{}
 }
 
-// oidcProviderProject copies e2e/oidcprovider to a temporary directory and
-// installs its locked dependencies there with `npm ci` (nodeProject does
-// the same for e2e/node): tests never write into the source tree. Without
-// node or npm the test is skipped loudly, or fails under
-// SMARTGATE_REQUIRE_NODE=1.
+// oidcProviderProject is npmProject for e2e/oidcprovider (the npm
+// oidc-provider and its server.mjs).
 func oidcProviderProject(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("SMARTGATE_REQUIRE_NODE") == "1" {
-				t.Fatalf("%s is not on PATH and SMARTGATE_REQUIRE_NODE=1: install Node.js 20.19 or later", tool)
-			}
-			t.Skipf("SKIPPED: %s is not on PATH: the tests against the oidc-provider identity provider did not run (install Node.js 20.19+, or set SMARTGATE_REQUIRE_NODE=1 to make this a failure)", tool)
-		}
-	}
-	dir := t.TempDir()
-	for _, name := range []string{"package.json", "package-lock.json", "server.mjs"} {
-		b, err := os.ReadFile(filepath.Join("oidcprovider", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--prefer-offline")
-	cmd.Dir = dir
-	cmd.Env = nodeEnv()
-	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in a copy of e2e/oidcprovider: %v\n%s", err, out)
-	}
-	return dir
+	return npmProject(t, "oidcprovider", "the tests against the oidc-provider identity provider")
 }
 
 // startOIDCProvider installs (once per call: pass the same dir to
