@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"smartgate/internal/admin"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,28 +56,13 @@ func cliAudit(ctx context.Context, a *app.App, action, clientID, detail string) 
 	_ = a.Store.AppendAudit(ctx, []store.AuditEvent{{Time: time.Now().UTC(), Actor: "cli", ClientID: clientID, Action: action, Outcome: "success", Detail: detail}})
 }
 
-// clientView is how the CLI shows a client.
-type clientView struct {
-	ClientID      string               `json:"client_id"`
-	Type          string               `json:"type"`
-	Status        string               `json:"status"`
-	Verified      bool                 `json:"verified"`
-	CreatedBy     string               `json:"created_by"`
-	IntrospectAny bool                 `json:"introspect_any"`
-	MayLaunch     bool                 `json:"may_launch"`
-	Admin         bool                 `json:"admin"`
-	PKCEExempt    bool                 `json:"pkce_exempt"`
-	RequirePAR    bool                 `json:"require_par"`
-	CreatedAt     time.Time            `json:"created_at"`
-	UpdatedAt     time.Time            `json:"updated_at"`
-	Metadata      store.ClientMetadata `json:"metadata"`
-	ClientSecret  string               `json:"client_secret,omitempty"`
-}
+// clientView is how the CLI shows a client (the admin API's shape).
+type clientView = admin.App
 
 func view(c *oauth.Client, secret string) clientView {
-	return clientView{ClientID: c.ID, Type: c.Type, Status: c.Status, Verified: c.Verified, CreatedBy: c.CreatedBy,
-		IntrospectAny: c.IntrospectAny, MayLaunch: c.MayLaunch, Admin: c.Admin, PKCEExempt: c.PKCEExempt, RequirePAR: c.RequirePAR, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		Metadata: c.Metadata, ClientSecret: secret}
+	v := admin.AppOf(c.Client)
+	v.ClientSecret = secret
+	return v
 }
 
 func printClient(w io.Writer, v clientView) {

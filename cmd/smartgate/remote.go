@@ -164,16 +164,10 @@ func esc(s string) string { return url.PathEscape(s) }
 
 // ---- client ----
 
-func appView(a admin.App) clientView {
-	return clientView{ClientID: a.ClientID, Type: a.Type, Status: a.Status, Verified: a.Verified, CreatedBy: a.CreatedBy,
-		IntrospectAny: a.IntrospectAny, MayLaunch: a.MayLaunch, Admin: a.Admin, PKCEExempt: a.PKCEExempt, RequirePAR: a.RequirePAR,
-		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, Metadata: a.Metadata, ClientSecret: a.ClientSecret}
-}
-
 // printApp prints an app as the local command does, plus its last use.
 func (g *globals) printApp(a admin.App) error {
 	return g.print(a, func(w io.Writer) {
-		printClient(w, appView(a))
+		printClient(w, a)
 		if a.LastUsedAt != nil {
 			fmt.Fprintf(w, "last use:  %s\n", a.LastUsedAt.Format(time.RFC3339))
 		} else {
@@ -256,7 +250,7 @@ func remoteClientCommands(g *globals) map[string]remoteFunc {
 			if err := c.do(cmd.Context(), http.MethodPost, "/clients", n, &a); err != nil {
 				return err
 			}
-			return g.print(appView(a), func(w io.Writer) { printClient(w, appView(a)) })
+			return g.print(a, func(w io.Writer) { printClient(w, a) })
 		},
 		"list": func(cmd *cobra.Command, _ []string, c *adminClient) error {
 			var apps []admin.App
@@ -418,15 +412,6 @@ func stdinPassword(cmd *cobra.Command, example string) (string, error) {
 	return line, nil
 }
 
-func userViewOf(u admin.User) userView {
-	v := userView{ID: u.ID, Username: u.Username, Role: u.Role, FHIRUser: u.FHIRUser, Status: u.Status, HasPassword: u.HasPassword,
-		TOTPEnabled: u.TOTPEnabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LastLoginAt: u.LastLoginAt}
-	for _, l := range u.Links {
-		v.Links = append(v.Links, linkView{Provider: l.Provider, Subject: l.Subject, CreatedAt: l.CreatedAt})
-	}
-	return v
-}
-
 func remoteUserCommands(g *globals) map[string]remoteFunc {
 	onUser := func(act func(cmd *cobra.Command, c *adminClient, name string) error) remoteFunc {
 		return func(cmd *cobra.Command, args []string, c *adminClient) error {
@@ -443,7 +428,7 @@ func remoteUserCommands(g *globals) map[string]remoteFunc {
 			if err := c.do(cmd.Context(), http.MethodPost, "/users/"+esc(name)+path, nil, &u); err != nil {
 				return err
 			}
-			v := userViewOf(u)
+			v := u
 			return g.print(v, func(w io.Writer) {
 				fmt.Fprintf(w, "user %s is now %s", u.Username, u.Status)
 				if path == "/disable" {
@@ -470,7 +455,7 @@ func remoteUserCommands(g *globals) map[string]remoteFunc {
 			if err := c.do(cmd.Context(), http.MethodPost, "/users", admin.NewUser{Username: username, Role: role, FHIRUser: fhirUser, Password: password}, &u); err != nil {
 				return err
 			}
-			v := userViewOf(u)
+			v := u
 			return g.print(v, func(w io.Writer) { printUser(w, v) })
 		},
 		"list": func(cmd *cobra.Command, _ []string, c *adminClient) error {
@@ -480,7 +465,7 @@ func remoteUserCommands(g *globals) map[string]remoteFunc {
 			}
 			vs := make([]userView, 0, len(us))
 			for _, u := range us {
-				vs = append(vs, userViewOf(u))
+				vs = append(vs, u)
 			}
 			return g.print(vs, func(w io.Writer) {
 				tw := newTable(w)
@@ -500,7 +485,7 @@ func remoteUserCommands(g *globals) map[string]remoteFunc {
 			if err := c.do(cmd.Context(), http.MethodGet, "/users/"+esc(name), nil, &u); err != nil {
 				return err
 			}
-			v := userViewOf(u)
+			v := u
 			return g.print(v, func(w io.Writer) { printUser(w, v) })
 		}),
 		"enable":  status("/enable"),

@@ -104,7 +104,6 @@ func withSettings(g *globals, cmd *cobra.Command, fn func(ctx context.Context, s
 	return fn(ctx, svc, admin.Actor{ID: "cli", Name: "cli", Via: "cli"})
 }
 
-
 func (g *globals) printSettings(ss []admin.Setting) error {
 	return g.print(ss, func(w io.Writer) {
 		tw := newTable(w)

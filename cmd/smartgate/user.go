@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"smartgate/internal/admin"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,40 +51,11 @@ func identityService(a *app.App) *identity.Service {
 	return identity.FromConfig(a.Store, cfg, func() (*keys.KEK, error) { return app.LoadKEK(cfg) }, identity.Direct{Store: a.Store})
 }
 
-// userView is how the CLI shows a user; never the password hash or the
-// TOTP secret.
-type userView struct {
-	ID          string     `json:"id"`
-	Username    string     `json:"username"`
-	Role        string     `json:"role"`
-	FHIRUser    string     `json:"fhir_user,omitempty"`
-	Status      string     `json:"status"`
-	HasPassword bool       `json:"has_password"`
-	TOTPEnabled bool       `json:"totp_enabled"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
-	Links       []linkView `json:"links,omitempty"`
-}
+// userView is how the CLI shows a user (the admin API's shape): never the
+// password hash or the TOTP secret.
+type userView = admin.User
 
-type linkView struct {
-	Provider  string    `json:"provider"`
-	Subject   string    `json:"subject"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func viewUser(u store.User, links []store.UserLink) userView {
-	v := userView{ID: u.ID, Username: u.Username, Role: u.Role, FHIRUser: u.FHIRUser, Status: u.Status, HasPassword: u.PasswordHash != "",
-		TOTPEnabled: u.TOTPEnabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
-	if !u.LastLoginAt.IsZero() {
-		t := u.LastLoginAt
-		v.LastLoginAt = &t
-	}
-	for _, l := range links {
-		v.Links = append(v.Links, linkView{Provider: l.Provider, Subject: l.Subject, CreatedAt: l.CreatedAt})
-	}
-	return v
-}
+func viewUser(u store.User, links []store.UserLink) userView { return admin.UserOf(u, links) }
 
 func printUser(w io.Writer, v userView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

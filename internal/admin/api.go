@@ -107,7 +107,7 @@ func (api *API) Authenticate(r *http.Request) (Actor, error) {
 		if err != nil {
 			return Actor{}, err
 		}
-		return Actor{ID: "client:" + cl.ID, Name: appOf(cl).Name(), Via: "api"}, nil
+		return Actor{ID: "client:" + cl.ID, Name: AppOf(cl).Name(), Via: "api"}, nil
 	}
 	u, err := st.GetUser(ctx, c.Subject)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Role != store.RoleAdmin || u.Status != store.UserEnabled)) {

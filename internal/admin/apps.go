@@ -45,7 +45,8 @@ func (a App) Name() string {
 	return a.ClientID
 }
 
-func appOf(c store.Client) App {
+// AppOf is how administrators (console, API, CLI) see a client.
+func AppOf(c store.Client) App {
 	return App{ClientID: c.ID, Type: c.Type, Status: c.Status, Verified: c.Verified, CreatedBy: c.CreatedBy,
 		IntrospectAny: c.IntrospectAny, MayLaunch: c.MayLaunch, Admin: c.Admin, PKCEExempt: c.PKCEExempt, RequirePAR: c.RequirePAR,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Metadata: c.Metadata}
@@ -70,7 +71,7 @@ func (s *Service) ListApps(ctx context.Context) ([]App, error) {
 	}
 	out := make([]App, 0, len(cs))
 	for _, c := range cs {
-		a := appOf(c)
+		a := AppOf(c)
 		if a.LastUsedAt, err = s.lastUse(ctx, c.ID); err != nil {
 			return nil, err
 		}
@@ -98,7 +99,7 @@ func (s *Service) App(ctx context.Context, id string) (App, error) {
 	if err != nil {
 		return App{}, err
 	}
-	a := appOf(c)
+	a := AppOf(c)
 	a.LastUsedAt, err = s.lastUse(ctx, id)
 	return a, err
 }
@@ -170,7 +171,7 @@ func (s *Service) CreateApp(ctx context.Context, a Actor, n NewApp) (App, error)
 		return App{}, err
 	}
 	s.record(ctx, a, "client.create", created.Client.ID, map[string]any{"type": created.Client.Type, "scope": md.Scope})
-	out := appOf(created.Client.Client)
+	out := AppOf(created.Client.Client)
 	out.ClientSecret = created.Secret
 	return out, nil
 }

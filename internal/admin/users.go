@@ -37,7 +37,8 @@ type Link struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func userOf(u store.User, links []store.UserLink) User {
+// UserOf is how administrators (console, API, CLI) see a user.
+func UserOf(u store.User, links []store.UserLink) User {
 	v := User{ID: u.ID, Username: u.Username, Role: u.Role, FHIRUser: u.FHIRUser, Status: u.Status, HasPassword: u.PasswordHash != "",
 		TOTPEnabled: u.TOTPEnabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 	if !u.LastLoginAt.IsZero() {
@@ -58,7 +59,7 @@ func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
 	}
 	out := make([]User, 0, len(us))
 	for _, u := range us {
-		out = append(out, userOf(u, nil))
+		out = append(out, UserOf(u, nil))
 	}
 	return out, nil
 }
@@ -77,7 +78,7 @@ func (s *Service) User(ctx context.Context, username string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	return userOf(u, links), nil
+	return UserOf(u, links), nil
 }
 
 // NewUser is a user an administrator creates. Password may be empty for
@@ -95,7 +96,7 @@ func (s *Service) CreateUser(ctx context.Context, a Actor, n NewUser) (User, err
 	if err != nil {
 		return User{}, err
 	}
-	return userOf(u, nil), nil
+	return UserOf(u, nil), nil
 }
 
 // SetUserStatus enables or disables a user. Disabling refuses their
@@ -200,7 +201,7 @@ func (s *Service) Grants(ctx context.Context, username string) ([]Grant, error) 
 		v := Grant{ID: g.ID, ClientID: g.ClientID, ClientName: g.ClientID + " (deleted)", Scope: g.Scope, Patient: grantPatient(g.Context),
 			CreatedAt: g.CreatedAt, LastUsedAt: g.LastUsedAt, ExpiresAt: g.ExpiresAt, Session: g.SessionID}
 		if c, err := s.d.Store.GetClient(ctx, g.ClientID); err == nil {
-			v.ClientName = appOf(c).Name()
+			v.ClientName = AppOf(c).Name()
 		}
 		out = append(out, v)
 	}
