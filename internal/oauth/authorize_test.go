@@ -325,11 +325,17 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 			idt["preferred_username"] != "ines" || idt["auth_time"] == nil || idt["iss"] != testIssuer {
 			t.Errorf("id_token claims %v", idt)
 		}
-		// Refresh returns a new id_token without the nonce.
+		// A refresh returns a new id_token (without the nonce) only when
+		// it asks for openid.
 		w = f.post(f.s.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {b["refresh_token"].(string)}}, basic(app.ID, app.Secret))
 		rb := body(t, w)
+		if w.Code != 200 || rb["id_token"] != nil {
+			t.Fatalf("refresh without scope: %d %v, want a token response without an id_token", w.Code, rb)
+		}
+		w = f.post(f.s.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rb["refresh_token"].(string)}, "scope": {scope}}, basic(app.ID, app.Secret))
+		rb = body(t, w)
 		if w.Code != 200 || rb["id_token"] == nil {
-			t.Fatalf("refresh: %d %v", w.Code, rb)
+			t.Fatalf("refresh asking for openid: %d %v", w.Code, rb)
 		}
 		if c := claimsOf(t, rb["id_token"].(string)); c["nonce"] != nil || c["sub"] != u.ID {
 			t.Errorf("refreshed id_token %v", c)

@@ -282,9 +282,12 @@ func (s *Server) refreshToken(ctx context.Context, t *tokenRequest) (*issued, er
 		Scopes: granted, Subject: g.Subject, Grant: g.ID, Patient: gc.Patient, Encounter: gc.Encounter, FHIRUser: gc.FHIRUser,
 		TTL: s.live().Tokens.AccessTokenTTL.D(), RefreshToken: next, Extra: gc.Extra,
 	}
-	if slices.ContainsFunc(granted, func(sc scope.Scope) bool { return sc.Kind == scope.KindOpenID }) {
+	if slices.ContainsFunc(granted, func(sc scope.Scope) bool { return sc.Kind == scope.KindOpenID }) && strings.Contains(" "+t.get("scope")+" ", " openid ") {
 		// OpenID Connect Core §12.2: a refresh may return a new id_token
-		// (same sub and auth_time, no nonce).
+		// (same sub and auth_time, no nonce). smartgate does when the
+		// refresh request asks for openid in its scope: the RS256
+		// signature is three quarters of a refresh's CPU, and most clients
+		// refresh only for a new access token (docs/tokens.md).
 		idt, err := s.idToken(ctx, t.client.ID, g.Subject, gc, "", granted)
 		if err != nil {
 			return nil, err
