@@ -255,22 +255,38 @@ func (db *DB) Includes(ctx context.Context, from []int64, inc store.Include, lim
 	return db.includes(ctx, db.r, from, inc, limit)
 }
 
-func (db *DB) includes(ctx context.Context, qr querier, from []int64, inc store.Include, limit int) ([]store.Found, error) {
-	if len(from) == 0 || limit <= 0 {
-		return nil, nil
-	}
+// includeQuery is the query of includes (SQL with ? placeholders).
+func (db *DB) includeQuery(from []int64, inc store.Include, limit int) (string, []any) {
 	var query string
 	args := []any{}
 	keys := placeholders(len(from))
 	if inc.Rev {
-		query = "SELECT DISTINCT " + resourceColumns + " FROM fhir_ref f JOIN fhir_resources src ON src.res_type = f.target_type AND src.res_id = f.target_id JOIN fhir_resources r ON r.rid = f.rid" +
+		// The references to the page's resources, by target (as below,
+		// SQLite otherwise walked every reference of the parameter: for
+		// _revinclude=Provenance:target, every target of every
+		// Provenance).
+		ref := "fhir_ref f"
+		if !db.postgres {
+			ref += " INDEXED BY fhir_ref_rev"
+		}
+		query = "SELECT DISTINCT " + resourceColumns + " FROM " + ref + " JOIN fhir_resources src ON src.res_type = f.target_type AND src.res_id = f.target_id JOIN fhir_resources r ON r.rid = f.rid" +
 			" WHERE src.rid IN (" + keys + ") AND f.res_type = ? AND f.param = ? AND r.deleted = 0"
 		for _, k := range from {
 			args = append(args, k)
 		}
 		args = append(args, inc.SourceType, inc.Param)
 	} else {
-		query = "SELECT DISTINCT " + resourceColumns + " FROM fhir_ref f JOIN fhir_resources r ON r.res_type = f.target_type AND r.res_id = f.target_id" +
+		// The page's references, by rid. Left to choose, SQLite walked
+		// every reference of the parameter (fhir_ref_target on res_type
+		// and param) looking for the page's rids, so an _include grew
+		// with the database: a patient's MedicationRequests with
+		// _include of medication and requester cost 1.7 ms of server CPU
+		// at 10k resources and 5.2 ms at 100k.
+		ref := "fhir_ref f"
+		if !db.postgres {
+			ref += " INDEXED BY fhir_ref_rid"
+		}
+		query = "SELECT DISTINCT " + resourceColumns + " FROM " + ref + " JOIN fhir_resources r ON r.res_type = f.target_type AND r.res_id = f.target_id" +
 			" WHERE f.rid IN (" + keys + ") AND f.res_type = ? AND f.param = ? AND r.deleted = 0"
 		for _, k := range from {
 			args = append(args, k)
@@ -283,6 +299,14 @@ func (db *DB) includes(ctx context.Context, qr querier, from []int64, inc store.
 	}
 	query += " ORDER BY r.rid LIMIT ?"
 	args = append(args, limit)
+	return query, args
+}
+
+func (db *DB) includes(ctx context.Context, qr querier, from []int64, inc store.Include, limit int) ([]store.Found, error) {
+	if len(from) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	query, args := db.includeQuery(from, inc, limit)
 	rows, err := qr.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, err

@@ -82,3 +82,44 @@ func TestFHIRQueriesUseIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestIncludeQueriesUseIndexes checks that _include and _revinclude reach
+// the references of the page's resources by key, never by walking every
+// reference of the parameter.
+func TestIncludeQueriesUseIndexes(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, inc := range []store.Include{
+		{SourceType: "MedicationRequest", Param: "medication"},
+		{SourceType: "MedicationRequest", Param: "requester", TargetType: "Practitioner"},
+		{Rev: true, SourceType: "Provenance", Param: "target"},
+	} {
+		q, args := db.includeQuery([]int64{1, 2, 3}, inc, 1000)
+		rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatalf("%+v: %v", inc, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN ") || strings.HasPrefix(step, "SEARCH f ") && !strings.Contains(step, "rid=?") && !strings.Contains(step, "target_id=?") {
+				t.Errorf("%+v: the references are walked, not searched by key:\n  %s", inc, strings.Join(plan, "\n  "))
+			}
+		}
+	}
+}
