@@ -357,9 +357,12 @@ func (b *browser) hydraAccept(kind, challenge string, interactive bool) (*url.UR
 }
 
 // token POSTs a form to the token endpoint and checks the answer: 200
-// with an access_token, a refresh_token, and an id_token when the scope
-// has openid. It returns the new refresh token.
-func (b *browser) token(form string) (string, error) {
+// with an access_token, a refresh_token, and, when idToken is set (a code
+// exchange whose scope has openid), an id_token. A refresh may or may not
+// return a new id_token (OpenID Connect Core 12.2): smartgate returns one
+// only when the refresh asks for openid, oidc-provider and Hydra always do.
+// It returns the new refresh token.
+func (b *browser) token(form string, idToken bool) (string, error) {
 	o := b.o
 	resp, body, err := b.do(http.MethodPost, o.tokenURL, "application/x-www-form-urlencoded", form, false)
 	if err != nil {
@@ -371,7 +374,7 @@ func (b *browser) token(form string) (string, error) {
 	if err := checkBody(o.mode, body); err != nil {
 		return "", fmt.Errorf("token endpoint: %w: %.400s", err, body)
 	}
-	if o.openid && jsonStringValue(body, "id_token") == "" {
+	if idToken && jsonStringValue(body, "id_token") == "" {
 		return "", fmt.Errorf("token endpoint: no id_token although the scope has openid: %.400s", body)
 	}
 	rt := jsonStringValue(body, "refresh_token")
@@ -387,7 +390,7 @@ func (b *browser) exchange(code, verifier string) (string, error) {
 	o := b.o
 	f := "grant_type=authorization_code&code=" + url.QueryEscape(code) + "&redirect_uri=" + url.QueryEscape(o.redirectURI) +
 		"&code_verifier=" + verifier + "&client_id=" + url.QueryEscape(o.clientID)
-	return b.token(f)
+	return b.token(f, o.openid)
 }
 
 // flow is one whole authorization-code flow: authorize, then exchange.
@@ -404,7 +407,7 @@ func (b *browser) flow(interactive bool) (string, error) {
 // a new one with a flow, which is not counted).
 func (b *browser) refreshOnce() error {
 	o := b.o
-	rt, err := b.token("grant_type=refresh_token&refresh_token=" + url.QueryEscape(b.refresh) + "&client_id=" + url.QueryEscape(o.clientID))
+	rt, err := b.token("grant_type=refresh_token&refresh_token="+url.QueryEscape(b.refresh)+"&client_id="+url.QueryEscape(o.clientID), false)
 	if err != nil {
 		b.refresh = ""
 		return err
