@@ -57,6 +57,11 @@ func (db *DB) CreateClient(ctx context.Context, c store.Client) error {
 			return store.ErrConflict
 		}
 		if _, err := tx.ExecContext(ctx, db.q("INSERT INTO clients ("+clientColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
+			if isUniqueViolation(err) {
+				// Another node inserted the same id after the check (two
+				// nodes starting at once both make smartgate-cli).
+				return store.ErrConflict
+			}
 			return err
 		}
 		return db.recordChange(ctx, tx, "clients", c.ID)
