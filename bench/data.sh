@@ -71,7 +71,8 @@
 # Environment: TARGETS ("sqlite-100k sqlite-1m postgres-100k"), MODES ("read
 #   search include transaction export import"), ROUNDS (3), SECONDS_PER_RUN
 #   (10), CONCURRENCY (16), TX_CONCURRENCY (4), POOL (10000), READS (50000),
-#   SEED (1), CACHE, WORK (where the copies go; default a new directory in
+#   SEED (1), CACHE, BUILD (where data sets are seeded before they move
+#   into CACHE; /var/tmp/smartgate-bench-build), WORK (where the copies go; default a new directory in
 #   /var/tmp, which the postgres user can reach; KEEP_WORK=1 keeps them),
 #   QUIET_WAIT (30),
 #   SMARTGATE_BIN (a smartgate binary to run instead of building
@@ -97,6 +98,7 @@ POOL=${POOL:-10000}
 READS=${READS:-50000}
 SEED=${SEED:-1}
 CACHE=${CACHE:-$HOME/.cache/smartgate-bench/data}
+BUILD=${BUILD:-/var/tmp/smartgate-bench-build}
 QUIET_WAIT=${QUIET_WAIT:-30}
 RESULTS=${RESULTS:-}
 SEED_ONLY=${SEED_ONLY:-0}
@@ -216,7 +218,7 @@ seed_into() {
   "$sg" "${args[@]}" >"$dir/seed.json" 2>"$dir/seed.log" &
   local p=$!
   "$load" watch -pid "$p" -label seed >"$dir/seed-watch.json"
-  wait "$p" || { tail -n 20 "$dir/seed.log" >&2; die "smartgate seed into $dir failed"; }
+  wait "$p" || { tail -n 20 "$dir/seed.log" >&2; die "smartgate seed into $dir failed (what it stored is kept there; running again resumes)"; }
   la1=$(loadavg)
   jq -c --slurpfile w "$dir/seed-watch.json" --arg e "$engine" --arg la0 "$la0" --arg la1 "$la1" --arg date "$(date -u +%FT%TZ)" \
     '{mode: "seed", engine: $e, patients, resources, created, seconds: $w[0].seconds, resources_per_s: (.resources / $w[0].seconds | round),
@@ -231,18 +233,27 @@ ensure_cache() {
   dir=$(cache_dir "$t")
   if [ -f "$dir/meta.json" ]; then return 0; fi
   n=$(patients_for "$size")
-  echo "$t: seeding $n patients (seed $SEED) into $dir; progress in $WORK/build-$t/seed.log"
-  b=$WORK/build-$t
-  rm -rf "$b"
+  # The build happens in BUILD (which the postgres user can reach) and is
+  # moved into the cache when complete. A build that failed is kept:
+  # seeding again completes it (what was committed stays; a stored
+  # resource is left alone), and its meta.json then says "resumed".
+  mkdir -p "$BUILD" "$CACHE"
+  chmod 755 "$BUILD"
+  b=$BUILD/$(basename "$dir")
+  local resumed=false
+  if [ -d "$b" ]; then
+    resumed=true
+    echo "$t: resuming the failed build in $b"
+  fi
+  echo "$t: seeding $n patients (seed $SEED) into $dir; progress in $b/seed.log"
   mkdir -p "$b"
-  made+=("$b")
   chmod 755 "$b"
   if [ "$engine" = postgres ]; then
     local port
-    pg_init "$b"
+    [ -d "$b/pgdata" ] || pg_init "$b"
     port=$(free_port)
     pg_start "$b" "$port"
-    pg_sql "$port" "CREATE DATABASE smartgate"
+    [ "$resumed" = true ] || pg_sql "$port" "CREATE DATABASE smartgate"
     seed_into "$b" "$engine" "$n" "$(dsn "$port" smartgate)" >"$b/meta.json"
     # Planner statistics, as autovacuum would gather within a minute of
     # the load: without them a patient's search was planned from the code
@@ -252,8 +263,7 @@ ensure_cache() {
   else
     seed_into "$b" "$engine" "$n" >"$b/meta.json"
   fi
-  jq -c --arg du "$(du -sm "$b" | cut -f1)" '. + {disk_mb: ($du | tonumber)}' "$b/meta.json" >"$b/meta.tmp" && mv "$b/meta.tmp" "$b/meta.json"
-  mkdir -p "$CACHE"
+  jq -c --arg du "$(du -sm "$b" | cut -f1)" --argjson resumed "$resumed" '. + {disk_mb: ($du | tonumber), resumed: $resumed}' "$b/meta.json" >"$b/meta.tmp" && mv "$b/meta.tmp" "$b/meta.json"
   rm -rf "$dir"
   mv "$b" "$dir"
   echo "$t: $(cat "$dir/meta.json")"
