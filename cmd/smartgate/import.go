@@ -60,6 +60,7 @@ entry failed or any file could not be read. See docs/fhir.md#importing-data.`,
 				return err
 			}
 			defer a.Close()
+			bulkMemory()
 			if issuer == "" {
 				issuer = defaultIssuer(&a.Cfg.Config)
 			}

@@ -69,6 +69,7 @@ type ImportOp struct {
 	op       entryOp
 	prepared bool // body and ix hold the resource to store
 	ix       store.Index
+	metaAt   int // body is a store.MetaTemplate with lastUpdated here
 	// Type and ID name the resource (ID is empty for a conditional create
 	// until it is written).
 	Type, ID string
@@ -122,11 +123,11 @@ func (a *API) PrepareImport(i int, e ImportEntry) (*ImportOp, error) {
 		// inside the transaction.
 		return iop, nil
 	}
-	body, ix, err := a.prepare(iop.Type, iop.ID, op.body)
+	body, metaAt, ix, err := a.prepareNew(iop.Type, iop.ID, op.body)
 	if err != nil {
 		return nil, err
 	}
-	iop.op.body, iop.ix, iop.prepared = body, ix, true
+	iop.op.body, iop.ix, iop.metaAt, iop.prepared = body, ix, metaAt, true
 	return iop, nil
 }
 
@@ -166,6 +167,11 @@ func bodyID(body []byte) string {
 // WriteImport writes prepared entries in one store transaction: all of
 // them, or (on any error) none. Callers that want each entry on its own
 // retry them one at a time.
+//
+// Plain creates of ids never written (most of a first import) go to the
+// store's bulk create (PutNew), gathered until an entry that needs more
+// (an update of a stored resource, a conditional create, a delete) and
+// written before it, so that every entry sees the ones before it.
 func (a *API) WriteImport(ctx context.Context, ops []*ImportOp) ([]ImportResult, error) {
 	out := make([]ImportResult, len(ops))
 	c := importCaller()
@@ -174,19 +180,78 @@ func (a *API) WriteImport(ctx context.Context, ops []*ImportOp) ([]ImportResult,
 		if err := it.prefetch(ctx, ops); err != nil {
 			return err
 		}
+		fresh, err := freshCreates(ctx, tx, ops)
+		if err != nil {
+			return err
+		}
+		var bulk []store.Write
+		flush := func() error {
+			if len(bulk) == 0 {
+				return nil
+			}
+			err := tx.PutNew(ctx, bulk)
+			if err != nil && len(bulk) == 1 {
+				err = a.writeError(ctx, bulk[0].Type, bulk[0].ID, access{}, err)
+			}
+			bulk = bulk[:0]
+			return err
+		}
 		for i, iop := range ops {
+			if fresh[i] {
+				w := store.Write{Type: iop.Type, ID: iop.ID, Body: iop.op.body, Index: iop.ix, MetaAt: iop.metaAt}
+				if iop.op.method == "PUT" {
+					w.Method = "update" // as the REST update-as-create records it
+				}
+				bulk = append(bulk, w)
+				out[i] = ImportResult{Outcome: ImportCreated, Type: iop.Type, ID: iop.ID, Version: 1, NewID: iop.NewID}
+				continue
+			}
+			if err := flush(); err != nil {
+				return err
+			}
 			r, err := a.writeOne(ctx, it, c, iop)
 			if err != nil {
 				return err
 			}
 			out[i] = r
 		}
-		return nil
+		return flush()
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// freshCreates says which of ops create a resource whose id was never
+// written (not current, not deleted) and which no other entry of ops
+// names: those PutNew may write.
+func freshCreates(ctx context.Context, tx store.FHIRTx, ops []*ImportOp) ([]bool, error) {
+	fresh := make([]bool, len(ops))
+	seen := map[string]int{}
+	byType := map[string][]string{}
+	for _, iop := range ops {
+		k := iop.Type + "/" + iop.ID
+		seen[k]++
+		if iop.prepared && seen[k] == 1 {
+			byType[iop.Type] = append(byType[iop.Type], iop.ID)
+		}
+	}
+	written := map[string]bool{}
+	for typ, ids := range byType {
+		w, err := tx.Written(ctx, typ, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id := range w {
+			written[typ+"/"+id] = true
+		}
+	}
+	for i, iop := range ops {
+		k := iop.Type + "/" + iop.ID
+		fresh[i] = iop.prepared && iop.ID != "" && seen[k] == 1 && !written[k]
+	}
+	return fresh, nil
 }
 
 func (a *API) writeOne(ctx context.Context, tx *importTx, c *caller, iop *ImportOp) (ImportResult, error) {

@@ -169,8 +169,21 @@ func (a *API) vread(ctx context.Context, c *caller, typ, id string, version int6
 // prepare validates a resource body for typ and fixes its id, returning
 // the body to store and its index.
 func (a *API) prepare(typ, id string, body []byte) ([]byte, store.Index, error) {
+	b, _, ix, err := a.prepareAs(typ, id, body, false)
+	return b, ix, err
+}
+
+// prepareNew is prepare for a bulk load's creates: the body it returns
+// also carries meta.versionId 1 and a meta.lastUpdated that the store
+// stamps at its offset (store.MetaTemplate), so that the one writer does
+// not rewrite every body.
+func (a *API) prepareNew(typ, id string, body []byte) ([]byte, int, store.Index, error) {
+	return a.prepareAs(typ, id, body, true)
+}
+
+func (a *API) prepareAs(typ, id string, body []byte, template bool) ([]byte, int, store.Index, error) {
 	if bytes.Contains(body, []byte(`\u0000`)) {
-		return nil, store.Index{}, problem.New(problem.ResourceInvalid, "the %s holds a NUL character (\\u0000), which FHIR strings may not contain", typ)
+		return nil, 0, store.Index{}, problem.New(problem.ResourceInvalid, "the %s holds a NUL character (\\u0000), which FHIR strings may not contain", typ)
 	}
 	rt, issues := validate.Resource(body)
 	var errs []problem.Issue
@@ -180,22 +193,29 @@ func (a *API) prepare(typ, id string, body []byte) ([]byte, store.Index, error) 
 		}
 	}
 	if rt != "" && rt != typ {
-		return nil, store.Index{}, problem.New(problem.ResourceInvalid, "the body is a %s but the request is for %s; send it to /fhir/%s", clip(rt), typ, clip(rt))
+		return nil, 0, store.Index{}, problem.New(problem.ResourceInvalid, "the body is a %s but the request is for %s; send it to /fhir/%s", clip(rt), typ, clip(rt))
 	}
 	if len(errs) > 0 {
 		pe := problem.New(problem.ResourceInvalid, "the %s is not valid FHIR R4: %d problem(s), the first at %s: %s", typ, len(errs), errs[0].Expression, errs[0].Diagnostics)
 		pe.Issues = errs
-		return nil, store.Index{}, pe
+		return nil, 0, store.Index{}, pe
 	}
-	withID, err := store.SetMeta(body, typ, id, 0, time.Time{})
+	var withID []byte
+	var metaAt int
+	var err error
+	if template {
+		withID, metaAt, err = store.MetaTemplate(body, typ, id, 1)
+	} else {
+		withID, err = store.SetMeta(body, typ, id, 0, time.Time{})
+	}
 	if err != nil {
-		return nil, store.Index{}, problem.New(problem.ResourceInvalid, "the body is not a JSON object")
+		return nil, 0, store.Index{}, problem.New(problem.ResourceInvalid, "the body is not a JSON object")
 	}
 	ix, err := a.extract(typ, withID)
 	if err != nil {
-		return nil, store.Index{}, problem.Wrap(problem.ResourceInvalid, err, "the %s could not be indexed for search (a date, number or reference has a value smartgate cannot read); check its dates and references", typ)
+		return nil, 0, store.Index{}, problem.Wrap(problem.ResourceInvalid, err, "the %s could not be indexed for search (a date, number or reference has a value smartgate cannot read); check its dates and references", typ)
 	}
-	return withID, ix, nil
+	return withID, metaAt, ix, nil
 }
 
 // writeError turns a store error of a write into its answer.

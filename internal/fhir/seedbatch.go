@@ -18,11 +18,11 @@ type PreparedSeed struct {
 // it on several goroutines while one goroutine writes (SQLite has one
 // writer; validation and indexing are the part that parallelises).
 func (a *API) PrepareSeed(r SeedResource) (PreparedSeed, error) {
-	body, ix, err := a.prepare(r.Type, r.ID, r.Body)
+	body, metaAt, ix, err := a.prepareNew(r.Type, r.ID, r.Body)
 	if err != nil {
 		return PreparedSeed{}, fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
 	}
-	return PreparedSeed{store.Write{Type: r.Type, ID: r.ID, Body: body, Index: ix}}, nil
+	return PreparedSeed{store.Write{Type: r.Type, ID: r.ID, Body: body, Index: ix, MetaAt: metaAt}}, nil
 }
 
 // SeedCounts says what SeedPrepared did.
@@ -98,7 +98,18 @@ func currentOf(ctx context.Context, tx store.FHIRTx, ps []PreparedSeed) (map[str
 	}
 	out := map[string]store.Resource{}
 	for _, typ := range order {
-		ids := byType[typ]
+		// Most of a first load was never written: a look at the ids alone
+		// finds the few whose stored versions are worth reading.
+		written, err := tx.Written(ctx, typ, byType[typ])
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, id := range byType[typ] {
+			if written[id] {
+				ids = append(ids, id)
+			}
+		}
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), 500)] // well under SQL bind-variable limits
 			ids = ids[len(chunk):]

@@ -130,6 +130,11 @@ type Write struct {
 	// Method, when set, is recorded as the interaction that made the
 	// version ("update" for an update that creates); else create or update.
 	Method string
+	// MetaAt, for PutNew only, says that Body came from MetaTemplate with
+	// version 1 and its meta.lastUpdated is at this offset: PutNew stamps
+	// it in place (Body is changed) instead of running SetMeta. Zero: not
+	// prepared so.
+	MetaAt int
 	// IfMatch, when non-zero, is the version the current one must be.
 	IfMatch int64
 	// MustExist refuses a write to an id that was never written
@@ -249,9 +254,13 @@ type FHIRTx interface {
 	// PutNew creates resources whose ids were never written (bulk loads:
 	// seed, import), each as version 1, faster than a Put each: no read of
 	// a current version, index rows of many resources per statement. Only
-	// Body and Index of each Write are used (no access check, no If-Match).
-	// An id that exists (or existed) fails the whole call with ErrConflict.
+	// Body, Index, Method and MetaAt of each Write are used (no access
+	// check, no If-Match). An id that exists (or existed) fails the whole
+	// call with ErrConflict.
 	PutNew(ctx context.Context, ws []Write) error
+	// Written returns which of ids of type typ were ever written (current
+	// or deleted): the ones a PutNew may not create.
+	Written(ctx context.Context, typ string, ids []string) (map[string]bool, error)
 	// Current reads the current version inside the transaction.
 	Current(ctx context.Context, typ, id string) (Resource, error)
 	// ReadResource, Search and Includes are FHIR's, inside the

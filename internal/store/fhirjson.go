@@ -24,7 +24,7 @@ func SetMeta(body []byte, typ, id string, version int64, at time.Time) ([]byte, 
 	}
 	if version > 0 {
 		metaObj["versionId"], _ = json.Marshal(strconv.FormatInt(version, 10))
-		metaObj["lastUpdated"], _ = json.Marshal(at.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+		metaObj["lastUpdated"], _ = json.Marshal(at.UTC().Format(lastUpdatedLayout))
 	}
 	var b bytes.Buffer
 	b.Grow(len(body) + 96)
@@ -170,4 +170,47 @@ func skipValue(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// lastUpdatedLayout is how SetMeta writes meta.lastUpdated: always 27
+// bytes for the years 0001 to 9999 in UTC.
+const lastUpdatedLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// metaStampKey is meta.lastUpdated as SetMeta writes it for the zero time.
+var metaStampKey = []byte(`"lastUpdated":"0001-01-01T00:00:00.000000Z"`)
+
+// MetaTemplate returns SetMeta(body, typ, id, version, t) for a time t
+// not known yet, and the offset in it of meta.lastUpdated's value, which
+// Stamp fills in later. A bulk load prepares bodies this way on every
+// core, so that its one writer only stamps each with its commit time.
+// The offset is 0 when the value cannot be told apart (a body whose meta
+// holds another "lastUpdated" member); such a body needs SetMeta.
+func MetaTemplate(body []byte, typ, id string, version int64) ([]byte, int, error) {
+	out, err := SetMeta(body, typ, id, version, time.Time{})
+	if err != nil {
+		return nil, 0, err
+	}
+	i := bytes.Index(out, metaStampKey)
+	if i < 0 || bytes.Contains(out[i+1:], metaStampKey) {
+		return out, 0, nil
+	}
+	return out, i + len(`"lastUpdated":"`), nil
+}
+
+// Stamp writes at as meta.lastUpdated into a body from MetaTemplate, in
+// place, at the offset MetaTemplate returned. It reports false, leaving
+// body alone, when off is not such an offset or at falls outside the
+// years 0001 to 9999.
+func Stamp(body []byte, off int, at time.Time) bool {
+	const n = len("0001-01-01T00:00:00.000000Z")
+	if off <= 0 || off+n+1 > len(body) || body[off-1] != '"' || body[off+n] != '"' {
+		return false
+	}
+	var buf [40]byte
+	ts := at.UTC().AppendFormat(buf[:0], lastUpdatedLayout)
+	if len(ts) != n {
+		return false
+	}
+	copy(body[off:], ts)
+	return true
 }

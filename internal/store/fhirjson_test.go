@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -119,7 +120,51 @@ func FuzzSetMeta(f *testing.F) {
 		f.Add(r.Body)
 	}
 	f.Add([]byte(`{"a":"\\","b":{"c":[1,"]"]}}`))
-	f.Fuzz(func(t *testing.T, body []byte) { sameAsOld(t, body, 2) })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sameAsOld(t, body, 2)
+		templateSameAsSetMeta(t, body)
+	})
+}
+
+// templateSameAsSetMeta: MetaTemplate then Stamp makes what SetMeta makes.
+func templateSameAsSetMeta(t *testing.T, body []byte) {
+	t.Helper()
+	want, err1 := SetMeta(body, "Observation", "o1", 1, metaTime)
+	tmpl, at, err2 := MetaTemplate(body, "Observation", "o1", 1)
+	if (err1 == nil) != (err2 == nil) {
+		t.Fatalf("MetaTemplate(%q): error %v, SetMeta's %v", body, err2, err1)
+	}
+	if err1 != nil || at == 0 {
+		return
+	}
+	if !Stamp(tmpl, at, metaTime) {
+		t.Fatalf("Stamp refused MetaTemplate's offset %d in %s", at, tmpl)
+	}
+	if !bytes.Equal(tmpl, want) {
+		t.Fatalf("MetaTemplate+Stamp(%q)\n got %s\nwant %s", body, tmpl, want)
+	}
+}
+
+func TestMetaTemplate(t *testing.T) {
+	for _, r := range devdata.Set() {
+		templateSameAsSetMeta(t, r.Body)
+	}
+	// meta holding another member named lastUpdated with the zero time
+	// (not valid FHIR, but JSON): no offset, so the store runs SetMeta.
+	odd := []byte(`{"meta":{"extension":[{"lastUpdated":"0001-01-01T00:00:00.000000Z"}]}}`)
+	if _, at, err := MetaTemplate(odd, "Patient", "p", 1); err != nil || at != 0 {
+		t.Errorf("MetaTemplate of a meta with a second lastUpdated: offset %d, %v; want 0", at, err)
+	}
+	// Stamp checks its offset and the width of the time.
+	tmpl, at, _ := MetaTemplate([]byte(`{"a":1}`), "Patient", "p", 1)
+	for _, bad := range []int{0, -1, 1, at + 1, len(tmpl)} {
+		if Stamp(slices.Clone(tmpl), bad, metaTime) {
+			t.Errorf("Stamp at %d accepted", bad)
+		}
+	}
+	if Stamp(slices.Clone(tmpl), at, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Error("Stamp accepted the year 10000")
+	}
 }
 
 func BenchmarkSetMeta(b *testing.B) {

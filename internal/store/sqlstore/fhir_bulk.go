@@ -16,13 +16,20 @@ import (
 func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 	db := t.db
 	insRes := db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, 1, ?, 0, ?) RETURNING rid")
-	insHist := db.q("INSERT INTO fhir_history (rid, res_type, res_id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, 1, ?, 0, 'create', ?)")
+	insHist := db.q("INSERT INTO fhir_history (rid, res_type, res_id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, 1, ?, 0, ?, ?)")
 	b := &bulkRows{t: t, ctx: ctx}
 	for _, w := range ws {
 		now := db.now().UTC()
-		body, err := store.SetMeta(w.Body, w.Type, w.ID, 1, now)
-		if err != nil {
-			return fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
+		body := w.Body
+		if w.MetaAt == 0 || !store.Stamp(body, w.MetaAt, now) {
+			var err error
+			if body, err = store.SetMeta(w.Body, w.Type, w.ID, 1, now); err != nil {
+				return fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
+			}
+		}
+		method := w.Method
+		if method == "" {
+			method = "create"
 		}
 		var rid int64
 		if err := t.queryRow(ctx, insRes, w.Type, w.ID, micros(now), string(body)).Scan(&rid); err != nil {
@@ -31,7 +38,7 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 			}
 			return err
 		}
-		if _, err := t.exec(ctx, insHist, rid, w.Type, w.ID, micros(now), string(body)); err != nil {
+		if _, err := t.exec(ctx, insHist, rid, w.Type, w.ID, micros(now), method, string(body)); err != nil {
 			return err
 		}
 		ix := w.Index
@@ -78,6 +85,37 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 	return nil
 }
 
+// Written implements store.FHIRTx.
+func (t *fhirTx) Written(ctx context.Context, typ string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)] // well under bind-variable limits
+		ids = ids[len(chunk):]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, typ)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := t.tx.QueryContext(ctx, t.db.q("SELECT res_id FROM fhir_resources WHERE res_type = ? AND res_id IN ("+placeholders(len(chunk))+")"), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // bulkTables are the tables PutNew fills with multi-row INSERTs.
 var bulkTables = [...]struct{ table, cols string }{
 	{"fhir_token", "rid, res_type, param, system, code, text"},
@@ -122,7 +160,14 @@ func (b *bulkRows) flush(table int) error {
 	}
 	spec := bulkTables[table]
 	row := "(" + placeholders(strings.Count(spec.cols, ",")+1) + ")"
-	q := "INSERT INTO " + spec.table + " (" + spec.cols + ") VALUES " + row + strings.Repeat(", "+row, n-1)
+	// On SQLite, OR FAIL spares a statement journal (a copy of every page
+	// the INSERT changes, kept to undo it alone): a failed INSERT fails
+	// the whole transaction here anyway. PostgreSQL has no such clause.
+	verb := "INSERT INTO "
+	if !b.t.db.postgres {
+		verb = "INSERT OR FAIL INTO "
+	}
+	q := verb + spec.table + " (" + spec.cols + ") VALUES " + row + strings.Repeat(", "+row, n-1)
 	_, err := b.t.exec(b.ctx, b.t.db.q(q), b.args[table]...)
 	b.args[table], b.n[table] = b.args[table][:0], 0
 	return err

@@ -104,8 +104,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		// WAL lets readers run beside the one writer; busy_timeout makes a
 		// second process (the CLI beside a server) wait instead of failing;
 		// synchronous=NORMAL is durable across process crashes in WAL mode.
+		// The one writer gets a 32 MiB page cache (SQLite's default is 2
+		// MiB): a bulk load touches the same hot index pages in every
+		// batch, and with 2 MiB it read them back from the file again and
+		// again (about 2 ms of CPU a resource at a million resources).
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
-		w, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_txlock=immediate")
+		w, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_pragma=cache_size(-32768)&_txlock=immediate")
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -539,6 +540,45 @@ func testFHIRPutNew(t *testing.T, b Backend) {
 	}
 	if _, err := bulk.ReadResource(c, "Patient", "p9", nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a create of the failed PutNew call survived: %v", err)
+	}
+
+	// A body prepared by MetaTemplate is stamped in place with the time
+	// of the write, and stored exactly as SetMeta would have made it; the
+	// recorded method is the Write's.
+	tmpl, at, err := store.MetaTemplate([]byte(`{"resourceType":"Patient","meta":{"source":"#x"},"active":true}`), "Patient", "p10", 1)
+	if err != nil || at == 0 {
+		t.Fatalf("MetaTemplate: %d %v", at, err)
+	}
+	if err := bulk.WriteFHIR(c, func(tx store.FHIRTx) error {
+		return tx.PutNew(c, []store.Write{{Type: "Patient", ID: "p10", Body: tmpl, MetaAt: at, Method: "update"}})
+	}); err != nil {
+		t.Fatalf("PutNew of a templated body: %v", err)
+	}
+	r, err = bulk.ReadResource(c, "Patient", "p10", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := store.SetMeta([]byte(`{"resourceType":"Patient","meta":{"source":"#x"},"active":true}`), "Patient", "p10", 1, r.LastUpdated)
+	if string(r.Body) != string(want) || r.LastUpdated.Year() < 2000 {
+		t.Errorf("templated body stored as %s, want %s", r.Body, want)
+	}
+	h, _, err = bulk.History(c, store.HistoryQuery{Type: "Patient", ID: "p10", Count: 5})
+	if err != nil || len(h) != 1 || h[0].Method != "update" || string(h[0].Body) != string(want) {
+		t.Fatalf("history of a PutNew with Method update: %+v %v", h, err)
+	}
+
+	// Written names the ids ever written, deleted ones too.
+	put(t, bulk, store.Write{Type: "Patient", ID: "p2", Delete: true})
+	var written map[string]bool
+	if err := bulk.WriteFHIR(c, func(tx store.FHIRTx) error {
+		var err error
+		written, err = tx.Written(c, "Patient", []string{"p1", "p2", "p9", "o7", "p10"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(written, map[string]bool{"p1": true, "p2": true, "p10": true}) {
+		t.Errorf("Written = %v, want p1, p2 (deleted) and p10", written)
 	}
 }
 
