@@ -83,6 +83,9 @@ func (p *person) fullName() string {
 	return s + p.family
 }
 
+// minAgeDays is the youngest a patient is at the anchor.
+const minAgeDays = 14
+
 // plan draws patient i. The order of draws is part of the data set: change
 // it and every chart changes.
 func (g *Generator) plan(i int) *person {
@@ -98,6 +101,12 @@ func (g *Generator) plan(i int) *person {
 		p.age = between(r, 65, 94)
 	}
 	p.birth = anchor.AddDate(-p.age-1, 0, 1+r.IntN(364))
+	// A newborn is at least two weeks old at the anchor, so that its
+	// record has room for its first check-up (one born the day before had
+	// none, and its chart could not be made).
+	if latest := anchor.AddDate(0, 0, -minAgeDays); p.birth.After(latest) {
+		p.birth = latest
+	}
 	names := maleNames
 	if p.female {
 		names = femaleNames

@@ -9,14 +9,13 @@ import (
 )
 
 // PutNew implements store.FHIRTx: resources never written before, created
-// in bulk. Per resource it runs two statements (the resource and its
-// history row); the index rows and memberships of all the resources go
-// into multi-row INSERTs of up to bulkRows rows, and nothing is read or
+// in bulk. Per resource it runs one statement (the resource, whose row
+// key the others need); the history rows, index rows and memberships of
+// all the resources go into multi-row INSERTs of up to bulkRows rows, and nothing is read or
 // deleted (an update's Put needs both).
 func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 	db := t.db
 	insRes := db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, 1, ?, 0, ?) RETURNING rid")
-	insHist := db.q("INSERT INTO fhir_history (rid, res_type, res_id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, 1, ?, 0, ?, ?)")
 	b := &bulkRows{t: t, ctx: ctx}
 	for _, w := range ws {
 		now := db.now().UTC()
@@ -38,9 +37,7 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 			}
 			return err
 		}
-		if _, err := t.exec(ctx, insHist, rid, w.Type, w.ID, micros(now), method, string(body)); err != nil {
-			return err
-		}
+		b.add(8, rid, w.Type, w.ID, 1, micros(now), 0, method, string(body))
 		ix := w.Index
 		for _, r := range ix.Tokens {
 			b.add(0, rid, w.Type, r.Param, r.System, r.Code, r.Text)
@@ -126,6 +123,7 @@ var bulkTables = [...]struct{ table, cols string }{
 	{"fhir_number", "rid, res_type, param, value"},
 	{"fhir_uri", "rid, res_type, param, value"},
 	{"fhir_compartment", "res_type, res_id, patient_id, via"},
+	{"fhir_history", "rid, res_type, res_id, version, last_updated, deleted, method, body"},
 }
 
 // maxBulkRows is how many rows one INSERT carries: with at most 8 columns,
