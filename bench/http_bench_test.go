@@ -81,7 +81,12 @@ func newHandler(b *testing.B) http.Handler {
 // handler and the app under it. Its issuer is http://127.0.0.1:8080.
 func newServer(b *testing.B, extra map[string]string) (http.Handler, *app.App) {
 	b.Helper()
-	dir := b.TempDir()
+	return openServer(b, b.TempDir(), extra)
+}
+
+// openServer is newServer on the data dir dir.
+func openServer(b *testing.B, dir string, extra map[string]string) (http.Handler, *app.App) {
+	b.Helper()
 	flags := map[string]string{"dev": "true", "data_dir": dir}
 	for k, v := range extra {
 		flags[k] = v

@@ -101,7 +101,7 @@ func (db *DB) ReadVersion(ctx context.Context, typ, id string, version int64) (s
 	var updated int64
 	var deleted int
 	var body string
-	err := db.r.QueryRowContext(ctx, db.q("SELECT res_type, res_id, version, last_updated, deleted, method, body FROM fhir_history WHERE res_type = ? AND res_id = ? AND version = ?"), typ, id, version).
+	err := db.readers().QueryRowContext(ctx, db.q("SELECT res_type, res_id, version, last_updated, deleted, method, body FROM fhir_history WHERE res_type = ? AND res_id = ? AND version = ?"), typ, id, version).
 		Scan(&r.Type, &r.ID, &r.Version, &updated, &deleted, &r.Method, &body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, store.ErrNotFound
@@ -118,7 +118,7 @@ func (db *DB) ReadVersion(ctx context.Context, typ, id string, version int64) (s
 
 // Search implements store.FHIR.
 func (db *DB) Search(ctx context.Context, q store.Query) (store.SearchResult, error) {
-	return db.search(ctx, db.r, q)
+	return db.search(ctx, db.readers(), q)
 }
 
 func (db *DB) search(ctx context.Context, qr querier, q store.Query) (res store.SearchResult, err error) {
@@ -252,7 +252,7 @@ func (db *DB) collect(ctx context.Context, qr querier, query string, args []any,
 
 // Includes implements store.FHIR.
 func (db *DB) Includes(ctx context.Context, from []int64, inc store.Include, limit int) ([]store.Found, error) {
-	return db.includes(ctx, db.r, from, inc, limit)
+	return db.includes(ctx, db.readers(), from, inc, limit)
 }
 
 // includeQuery is the query of includes (SQL with ? placeholders).
@@ -365,7 +365,7 @@ func (db *DB) History(ctx context.Context, q store.HistoryQuery) ([]store.Histor
 	}
 	query += " ORDER BY last_updated DESC, hid DESC LIMIT ?"
 	args = append(args, q.Count+1)
-	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	rows, err := db.readers().QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, false, err
 	}

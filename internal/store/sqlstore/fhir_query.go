@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -102,6 +103,61 @@ func pickDriver(c store.And) int {
 	return best
 }
 
+// filterOrder puts the driver (if any) first and the filters after it,
+// cheapest and most selective first: SQLite evaluates an AND's filters in
+// the order written and stops at the first that fails, and each filter is
+// a probe of an index table by row key. For a patient's Observations of
+// one code from a date (the compartment drives), the code's probe rejects
+// most candidates before the date's and the patient reference's run; in
+// the order the API builds them, the reference probe ran first and held
+// for every candidate.
+func filterOrder(c store.And, driver int) store.And {
+	out := make(store.And, 0, len(c))
+	if driver >= 0 {
+		out = append(out, c[driver])
+	}
+	for i, x := range c {
+		if i != driver {
+			out = append(out, x)
+		}
+	}
+	rest := out
+	if driver >= 0 {
+		rest = out[1:]
+	}
+	slices.SortStableFunc(rest, func(a, b store.Cond) int { return filterRank(a) - filterRank(b) })
+	return out
+}
+
+// filterRank orders filters: column comparisons, then token and other
+// value probes, dates and numbers, references, compartments, and last
+// the terms that may read many rows (chains, ORs, NOTs, :missing).
+func filterRank(c store.Cond) int {
+	switch c := c.(type) {
+	case store.IDIn, store.KeyIn:
+		return 0
+	case store.DateMatch:
+		if c.Param == "_lastUpdated" {
+			return 0
+		}
+		return 3
+	case store.TokenMatch:
+		if c.Text != "" {
+			return 5
+		}
+		return 1
+	case store.URIMatch, store.StringMatch:
+		return 2
+	case store.NumberMatch:
+		return 3
+	case store.RefMatch:
+		return 4
+	case store.InCompartment, store.RefersToCompartment, store.LinkedPatients:
+		return 6
+	}
+	return 9
+}
+
 func (b *condBuilder) arg(v any) string {
 	b.args = append(b.args, v)
 	return "?"
@@ -124,6 +180,10 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		driver := -1
 		if !b.db.postgres {
 			driver = pickDriver(c)
+			c = filterOrder(c, driver)
+			if driver >= 0 {
+				driver = 0
+			}
 		}
 		saved := b.filter
 		parts := make([]string, len(c))

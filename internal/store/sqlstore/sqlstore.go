@@ -45,6 +45,8 @@ type DB struct {
 	readOnce sync.Once // ReadResource's statement on the readers, prepared on first use
 	readStmt *sql.Stmt
 	readErr  error
+
+	readStmts *stmtCache // SQLite: searches' statements on the readers
 }
 
 var _ store.Store = (*DB)(nil)
@@ -124,6 +126,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		r.SetMaxOpenConns(opts.MaxConns)
 		r.SetMaxIdleConns(opts.MaxConns)
 		db.w, db.r = w, r
+		db.readStmts = newStmtCache(r, 256)
 	}
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
@@ -210,6 +213,9 @@ func (db *DB) Close() error {
 	}
 	if db.readStmt != nil {
 		errs = append(errs, db.readStmt.Close())
+	}
+	if db.readStmts != nil {
+		errs = append(errs, db.readStmts.close())
 	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())

@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"smartgate/internal/fhir/synth"
+	"smartgate/internal/token"
+)
+
+// BenchmarkDataSet runs bench/data.sh's search and include requests in
+// process against a seeded data dir, for CPU profiles of the server's side
+// without a network or a load generator:
+//
+//	cp -a ~/.cache/smartgate-bench/data/sqlite-100k-s1-v8-*/data /var/tmp/ds
+//	BENCH_DATA_DIR=/var/tmp/ds BENCH_PATIENTS=616 go test ./bench -run '^$' \
+//	  -bench DataSet -benchtime 2000x -cpuprofile cpu.out
+//
+// BENCH_DATA_DIR is the data dir (changed: the server writes audit events
+// to it; use a copy), BENCH_PATIENTS the patients it was seeded with and
+// BENCH_SEED its seed (1). Each request has its own patient/*.rs token of
+// a random patient, as in the data benchmark.
+func BenchmarkDataSet(b *testing.B) {
+	dir := os.Getenv("BENCH_DATA_DIR")
+	if dir == "" {
+		b.Skip("BENCH_DATA_DIR is not set")
+	}
+	n := benchPatients(b)
+	seed := uint64(1)
+	if v, err := strconv.ParseUint(os.Getenv("BENCH_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	h, a := openServer(b, dir, map[string]string{"rate_limits.enabled": "false"})
+	tokens := token.New(a.Keys, token.NewRevocations(a.Store, nil), token.Options{Issuer: "http://127.0.0.1:8080", Audience: "http://127.0.0.1:8080/fhir"})
+	g := synth.New(synth.Options{Patients: n, Seed: seed})
+	r := rand.New(rand.NewPCG(seed, 7))
+	type req struct{ path, tok string }
+	var search, include []req
+	for len(search) < 200 {
+		i := r.IntN(n)
+		var obs []struct {
+			Code struct {
+				Coding []struct{ Code string } `json:"coding"`
+			} `json:"code"`
+			Effective string `json:"effectiveDateTime"`
+		}
+		for _, res := range g.Chart(i) {
+			if res.Type != "Observation" {
+				continue
+			}
+			var o struct {
+				Code struct {
+					Coding []struct{ Code string } `json:"coding"`
+				} `json:"code"`
+				Effective string `json:"effectiveDateTime"`
+			}
+			if json.Unmarshal(res.Body, &o) == nil && len(o.Code.Coding) > 0 && len(o.Effective) >= 10 {
+				obs = append(obs, o)
+			}
+		}
+		if len(obs) == 0 {
+			continue
+		}
+		o := obs[r.IntN(len(obs))]
+		d, err := time.Parse("2006-01-02", o.Effective[:10])
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := g.PatientID(i)
+		tok, err := tokens.Issue(token.Claims{Subject: "bench", ClientID: "bench", Scope: "patient/*.rs", Patient: p, Expiry: time.Now().Add(time.Hour).Unix(), Grant: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		q := url.Values{"patient": {p}, "code": {"http://loinc.org|" + o.Code.Coding[0].Code}, "date": {"ge" + d.AddDate(0, 0, -r.IntN(366)).Format("2006-01-02")}}
+		search = append(search, req{"/fhir/Observation?" + q.Encode(), tok})
+		include = append(include, req{"/fhir/MedicationRequest?patient=" + p + "&_include=MedicationRequest:medication&_include=MedicationRequest:requester", tok})
+	}
+	for _, c := range []struct {
+		name string
+		reqs []req
+	}{{"search", search}, {"include", include}} {
+		b.Run(c.name, func(b *testing.B) {
+			k := 0
+			for b.Loop() {
+				q := c.reqs[k%len(c.reqs)]
+				k++
+				hr := httptest.NewRequest("GET", q.path, nil)
+				hr.Header.Set("Authorization", "Bearer "+q.tok)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, hr)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("%s: %d %.300s", q.path, rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+}
