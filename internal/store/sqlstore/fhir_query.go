@@ -285,7 +285,10 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		case c.AnySystem:
 			cond = "code = " + b.arg(c.Code)
 		default:
+			// Code and system: as a filter, one lookup of fhir_token_code
+			// (res_type, param, code, system, rid) per candidate.
 			cond = "code = " + b.arg(c.Code) + " AND system = " + b.arg(c.System)
+			return b.leafBy(alias, "fhir_token", "fhir_token_code", typ, c.Param, cond)
 		}
 		return b.leaf(alias, "fhir_token", typ, c.Param, cond)
 	case store.StringMatch:
@@ -312,7 +315,13 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		default:
 			cond = "target_id = " + b.arg(c.ID)
 			if c.Type != "" {
+				// As a filter, a lookup of fhir_ref_target (res_type,
+				// param, target_id, target_type, rid) per candidate.
+				// Without the type rid is no key of it, and the rid
+				// probe reads fewer rows than every reference to the
+				// target.
 				cond += " AND target_type = " + b.arg(c.Type)
+				return b.leafBy(alias, "fhir_ref", "fhir_ref_target", typ, c.Param, cond)
 			}
 		}
 		return b.leaf(alias, "fhir_ref", typ, c.Param, cond)
@@ -368,13 +377,21 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 }
 
 func (b *condBuilder) leaf(alias, table, typ, param, cond string) string {
+	return b.leafBy(alias, table, table+"_rid", typ, param, cond)
+}
+
+// leafBy is leaf whose filter form probes the index named index: the
+// table's <table>_rid (the candidate's rows, checked one by one), or an
+// index whose leading columns cond fills with equalities and which ends
+// with rid, so that the probe is a single lookup.
+func (b *condBuilder) leafBy(alias, table, index, typ, param, cond string) string {
 	// The arguments of cond were appended before res_type and param: put
 	// those two in front of them.
 	n := strings.Count(cond, "?")
 	tail := append([]any(nil), b.args[len(b.args)-n:]...)
 	b.args = append(b.args[:len(b.args)-n], typ, param)
 	b.args = append(b.args, tail...)
-	return b.probe(alias, table, "x.res_type = ? AND x.param = ? AND "+cond)
+	return b.probeBy(alias, table, index, "x.res_type = ? AND x.param = ? AND "+cond)
 }
 
 // probe is member for a term on one index table (x). As a filter on
@@ -386,8 +403,12 @@ func (b *condBuilder) leaf(alias, table, typ, param, cond string) string {
 // 0.8-1.9 s at 34k resources that way, growing with the database, and
 // 10 ms by rid.
 func (b *condBuilder) probe(alias, table, where string) string {
+	return b.probeBy(alias, table, table+"_rid", where)
+}
+
+func (b *condBuilder) probeBy(alias, table, index, where string) string {
 	if b.filter && !b.db.postgres {
-		return "EXISTS (SELECT 1 FROM " + table + " x INDEXED BY " + table + "_rid WHERE x.rid = " + alias + ".rid AND " + where + ")"
+		return "EXISTS (SELECT 1 FROM " + table + " x INDEXED BY " + index + " WHERE x.rid = " + alias + ".rid AND " + where + ")"
 	}
 	return b.member(alias, "x.rid", table+" x", where)
 }
