@@ -31,13 +31,14 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 			method = "create"
 		}
 		var rid int64
-		if err := t.queryRow(ctx, insRes, w.Type, w.ID, micros(now), string(body)).Scan(&rid); err != nil {
+		text := string(body) // one copy for both rows
+		if err := t.queryRow(ctx, insRes, w.Type, w.ID, micros(now), text).Scan(&rid); err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("%s/%s was written before: %w", w.Type, w.ID, store.ErrConflict)
 			}
 			return err
 		}
-		b.add(8, rid, w.Type, w.ID, 1, micros(now), 0, method, string(body))
+		b.add(8, rid, w.Type, w.ID, 1, micros(now), 0, method, text)
 		ix := w.Index
 		for _, r := range ix.Tokens {
 			b.add(0, rid, w.Type, r.Param, r.System, r.Code, r.Text)
