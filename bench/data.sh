@@ -349,7 +349,7 @@ wait_quiet() {
 perf_pid=
 profile_start() {
   [ "$PROFILE" = 1 ] && command -v perf >/dev/null || return 0
-  perf record -g -F 499 -p "${pid[$1]}" -o "$WORK/perf-$1-$2.data" >/dev/null 2>&1 &
+  perf record -g -F 499 -p "${pid[$1]}" -o "$WORK/perf-$1-$2-r$round.data" >/dev/null 2>&1 &
   perf_pid=$!
   sleep 0.3
 }

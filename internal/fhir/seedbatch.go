@@ -25,6 +25,17 @@ func (a *API) PrepareSeed(r SeedResource) (PreparedSeed, error) {
 	return PreparedSeed{store.Write{Type: r.Type, ID: r.ID, Body: body, Index: ix, MetaAt: metaAt}}, nil
 }
 
+// PrepareBulkLoad readies the store for a bulk load (seed, import) when
+// it can be tuned for one (SQLite: a larger write cache).
+func (a *API) PrepareBulkLoad(ctx context.Context) error {
+	if t, ok := a.store.(interface {
+		TuneForBulkLoad(context.Context) error
+	}); ok {
+		return t.TuneForBulkLoad(ctx)
+	}
+	return nil
+}
+
 // SeedCounts says what SeedPrepared did.
 type SeedCounts struct {
 	Created, Updated, Unchanged int

@@ -112,6 +112,8 @@ func (im *Importer) Progress() Progress {
 func (im *Importer) Import(ctx context.Context, paths []string) Summary {
 	start := im.opt.Now()
 	var s Summary
+	// A store that cannot be tuned loads all the same, only slower.
+	_ = im.api.PrepareBulkLoad(ctx)
 	for _, p := range paths {
 		if ctx.Err() != nil {
 			break

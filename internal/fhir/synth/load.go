@@ -105,6 +105,9 @@ func describe(err error) string {
 // transaction); running again completes the set.
 func (l *Loader) Run(ctx context.Context) (Summary, error) {
 	g := l.Generator
+	if err := l.API.PrepareBulkLoad(ctx); err != nil {
+		return Summary{}, err
+	}
 	start := time.Now()
 	batch, workers := l.Batch, l.Workers
 	if batch <= 0 {
