@@ -166,9 +166,15 @@ func smartLaunchRefusals(t *testing.T, f *smartFixture) {
 	a := f.request(f.ehrApp, ehrScope, oauth2.SetAuthURLParam("launch", newLaunch("pat-jose-alvarez")))
 	fl := b.authorize(a.url(), amy)
 	f.wantRedirectError(t, "amy.shaw opening a launch for another patient", fl.last, "access_denied", a.state, "pat-jose-alvarez")
-	// A launch is bound to the app it was made for.
-	c := f.request(f.clinicianApp, "launch openid patient/*.rs", oauth2.SetAuthURLParam("launch", newLaunch("pat-amy-shaw")))
+	// A launch is bound to the app it was made for; another app presenting
+	// it is refused and does not use it up.
+	amyLaunch := newLaunch("pat-amy-shaw")
+	c := f.request(f.clinicianApp, "launch openid patient/*.rs", oauth2.SetAuthURLParam("launch", amyLaunch))
 	f.wantRedirectError(t, "another app using the launch", b.get(c.url()), "invalid_request", c.state, "launch")
+	own := f.request(f.ehrApp, ehrScope, oauth2.SetAuthURLParam("launch", amyLaunch))
+	if tok := own.exchange(t, b.authorize(own.url(), amy)); tok.Extra("patient") != "pat-amy-shaw" {
+		t.Fatalf("the launch's own app after another app tried it: patient %v, want pat-amy-shaw", tok.Extra("patient"))
+	}
 	// An unknown launch.
 	u := f.request(f.ehrApp, ehrScope, oauth2.SetAuthURLParam("launch", "no-such-launch"))
 	f.wantRedirectError(t, "an unknown launch", b.get(u.url()), "invalid_request", u.state, "launch")

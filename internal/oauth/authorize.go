@@ -433,8 +433,11 @@ func (s *Server) takeLaunch(ctx context.Context, launch string, c *Client, p *pe
 		return &authzError{err: problem.New(problem.LaunchInvalid, format, args...), redirectURI: p.RedirectURI, state: p.State}
 	}
 	h := sha256.Sum256([]byte(launch))
-	l, err := s.Store.TakeLaunch(ctx, h[:], s.Clock())
+	l, err := s.Store.TakeLaunch(ctx, h[:], c.ID, s.Clock())
 	switch {
+	case errors.Is(err, store.ErrAccessDenied):
+		// Left for the app it was made for.
+		return fail("the launch was made for another app, not for client %s", c.ID)
 	case errors.Is(err, store.ErrNotFound):
 		return fail("the launch %q is unknown or was used already; launch the app again from the EHR", launch)
 	case errors.Is(err, store.ErrExpired):

@@ -79,8 +79,11 @@ type Authz interface {
 	TakePushedRequest(ctx context.Context, hash []byte, now time.Time) (PushedRequest, error)
 
 	CreateLaunch(ctx context.Context, l Launch) error
-	// TakeLaunch returns and deletes the launch context (single use).
-	TakeLaunch(ctx context.Context, hash []byte, now time.Time) (Launch, error)
+	// TakeLaunch returns and deletes the launch context of clientID (single
+	// use). ErrNotFound when unknown or used, ErrAccessDenied (and the
+	// launch is left for its app) when it was made for another client,
+	// ErrExpired when expired.
+	TakeLaunch(ctx context.Context, hash []byte, clientID string, now time.Time) (Launch, error)
 
 	GetConsent(ctx context.Context, clientID, subject string) (Consent, error)
 	PutConsent(ctx context.Context, c Consent) error

@@ -114,14 +114,20 @@ func (db *DB) CreateLaunch(ctx context.Context, l store.Launch) error {
 }
 
 // TakeLaunch implements store.Authz.
-func (db *DB) TakeLaunch(ctx context.Context, hash []byte, now time.Time) (store.Launch, error) {
+func (db *DB) TakeLaunch(ctx context.Context, hash []byte, clientID string, now time.Time) (store.Launch, error) {
 	var l store.Launch
 	err := db.tx(ctx, 0, func(tx *sql.Tx) error {
 		var ctxJSON string
 		var created, expires int64
-		err := tx.QueryRowContext(ctx, db.q("DELETE FROM launches WHERE hash = ? RETURNING hash, client_id, context, created_by, created_at, expires_at"), hash).
+		err := tx.QueryRowContext(ctx, db.q("DELETE FROM launches WHERE hash = ? AND client_id = ? RETURNING hash, client_id, context, created_by, created_at, expires_at"), hash, clientID).
 			Scan(&l.Hash, &l.ClientID, &ctxJSON, &l.CreatedBy, &created, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
+			// Another app presenting the launch does not use it up.
+			var other string
+			if err := tx.QueryRowContext(ctx, db.q("SELECT client_id FROM launches WHERE hash = ?"), hash).Scan(&other); err == nil {
+				l.ClientID = other
+				return store.ErrAccessDenied
+			}
 			return store.ErrNotFound
 		}
 		if err != nil {

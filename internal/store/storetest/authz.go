@@ -114,11 +114,15 @@ func testPushedAndLaunch(t *testing.T, b Backend) {
 	if err := s.CreateLaunch(c, l); err != nil {
 		t.Fatal(err)
 	}
-	gl, err := s.TakeLaunch(c, l.Hash, now)
+	// Another app presenting the launch is refused and does not use it up.
+	if gl, err := s.TakeLaunch(c, l.Hash, "other-app", now); !errors.Is(err, store.ErrAccessDenied) || gl.ClientID != "app" {
+		t.Fatalf("TakeLaunch by another app = %+v, %v; want ErrAccessDenied naming app", gl, err)
+	}
+	gl, err := s.TakeLaunch(c, l.Hash, "app", now)
 	if err != nil || gl.ClientID != "app" || string(gl.Context) != `{"patient":"p1"}` || gl.CreatedBy != "cli" {
 		t.Fatalf("TakeLaunch = %+v, %v", gl, err)
 	}
-	if _, err := s.TakeLaunch(c, l.Hash, now); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.TakeLaunch(c, l.Hash, "app", now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second launch take: %v", err)
 	}
 }
