@@ -329,10 +329,14 @@ func TestAdminAPIAndCLI(t *testing.T) {
 	var page struct {
 		Events []struct{ Actor, Action string } `json:"events"`
 	}
-	actions := map[string]string{}
+	var actions map[string]string
 	waitFor(t, 3*time.Second, "the audit log holds the CLI's client actions", func() (bool, string) {
 		r := apiCall(t, "GET", api+"/audit?action=client.*&limit=50", botTok, "")
 		r.json(t, &page)
+		// Each poll reads the log afresh: an earlier poll may have run
+		// before the last batch of events was written, and seen only the
+		// setup's own client.create (by "cli").
+		actions = map[string]string{}
 		for _, e := range page.Events { // newest first: the CLI's own actions
 			if actions[e.Action] == "" {
 				actions[e.Action] = e.Actor
