@@ -187,4 +187,3 @@ func BenchmarkSetMeta(b *testing.B) {
 		})
 	}
 }
-
