@@ -177,11 +177,11 @@ func (a *API) WriteImport(ctx context.Context, ops []*ImportOp) ([]ImportResult,
 	c := importCaller()
 	err := a.store.WriteFHIR(ctx, func(tx store.FHIRTx) error {
 		it := &importTx{FHIRTx: tx}
-		if err := it.prefetch(ctx, ops); err != nil {
-			return err
-		}
 		fresh, err := freshCreates(ctx, tx, ops)
 		if err != nil {
+			return err
+		}
+		if err := it.prefetch(ctx, ops, fresh); err != nil {
 			return err
 		}
 		var bulk []store.Write
@@ -342,11 +342,13 @@ type importTx struct {
 	current map[string]store.Resource
 }
 
-// prefetch reads the current versions of the resources ops update.
-func (t *importTx) prefetch(ctx context.Context, ops []*ImportOp) error {
+// prefetch reads the current versions of the resources ops update (but
+// not of fresh creates, whose ids were never written).
+func (t *importTx) prefetch(ctx context.Context, ops []*ImportOp, fresh []bool) error {
 	ids := map[string][]string{}
-	for _, iop := range ops {
-		if iop.prepared && iop.op.method == "PUT" {
+	for i, iop := range ops {
+		// A fresh create has no stored version to read.
+		if iop.prepared && iop.op.method == "PUT" && !fresh[i] {
 			ids[iop.Type] = append(ids[iop.Type], iop.ID)
 		}
 	}
