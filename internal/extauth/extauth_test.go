@@ -244,7 +244,9 @@ func TestKeyRotation(t *testing.T) {
 	clk := &clock{now: time.Now()}
 	v := newVerifier(t, clk, is.Config(aud))
 	ctx := context.Background()
-	claims := func() map[string]any { return is.Claims(aud, "system/*.rs", map[string]any{"exp": clk.Now().Unix() + 300}) }
+	claims := func() map[string]any {
+		return is.Claims(aud, "system/*.rs", map[string]any{"exp": clk.Now().Unix() + 300})
+	}
 	if _, err := v.Verify(ctx, is.AccessToken(claims())); err != nil {
 		t.Fatal(err)
 	}

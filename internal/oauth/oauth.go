@@ -34,7 +34,7 @@ type Deps struct {
 	// Live is Config with the runtime settings applied (registration
 	// policy, password grant roles, token lifetimes), replaced whole
 	// when an administrator changes one; nil: Config as loaded.
-	Live *config.Live
+	Live   *config.Live
 	Issuer string // public base URL (in dev mode, from the bound address)
 	Store  store.Store
 	Tokens *token.Service
