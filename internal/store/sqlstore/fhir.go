@@ -44,26 +44,15 @@ func scanResource(r rowScanner) (store.Found, error) {
 // readQuery reads one resource by type and id.
 const readQuery = "SELECT " + resourceColumns + " FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"
 
-// ReadResource implements store.FHIR. The query is prepared once on the
-// readers (database/sql then keeps it per connection): a FHIR read by id
-// is the most frequent query, and modernc.org/sqlite keeps no statement
-// cache, so preparing it on every call was 15-50 µs of a read of about 20
-// µs more (bench/data.sh, docs/performance.md "Data at scale").
+// ReadResource implements store.FHIR. A read by id is the most frequent
+// query: on SQLite it runs as a statement kept prepared on the readers
+// (readers), which saved 15-50 µs of a read of about 20 µs more.
 func (db *DB) ReadResource(ctx context.Context, typ, id string, access store.Cond) (store.Resource, error) {
-	db.readOnce.Do(func() { db.readStmt, db.readErr = db.r.PrepareContext(context.Background(), db.q(readQuery)) })
-	if db.readErr != nil {
-		return readResource(ctx, db, db.r, typ, id, access)
-	}
-	return scannedResource(ctx, db, db.r, db.readStmt.QueryRowContext(ctx, typ, id), typ, access)
+	return readResource(ctx, db, db.readers(), typ, id, access)
 }
 
 func readResource(ctx context.Context, db *DB, q querier, typ, id string, access store.Cond) (store.Resource, error) {
-	return scannedResource(ctx, db, q, q.QueryRowContext(ctx, db.q(readQuery), typ, id), typ, access)
-}
-
-// scannedResource finishes a read: the row, checked against access.
-func scannedResource(ctx context.Context, db *DB, q querier, row *sql.Row, typ string, access store.Cond) (store.Resource, error) {
-	f, err := scanResource(row)
+	f, err := scanResource(q.QueryRowContext(ctx, db.q(readQuery), typ, id))
 	if err != nil {
 		return store.Resource{}, err
 	}
@@ -604,58 +593,20 @@ func (t *fhirTx) clearIndex(ctx context.Context, rid int64) error {
 	return nil
 }
 
-// index writes the index rows and memberships of one resource version.
+// index writes the index rows and memberships of one resource version
+// (its old index rows are gone: clearIndex). The memberships it had by its
+// own content and those it gave others are replaced.
 func (t *fhirTx) index(ctx context.Context, rid int64, typ, id string, ix store.Index) error {
-	ins := &batchInsert{ctx: ctx, t: t, rid: rid, typ: typ}
-	for _, r := range ix.Tokens {
-		ins.add("fhir_token", "param, system, code, text", r.Param, r.System, r.Code, r.Text)
-	}
-	for _, r := range ix.Strings {
-		ins.add("fhir_string", "param, norm, exact", r.Param, r.Norm, r.Exact)
-	}
-	for _, r := range ix.Refs {
-		ins.add("fhir_ref", "param, target_type, target_id, url, ident_system, ident_value", r.Param, r.Type, r.ID, r.URL, r.IdentSystem, r.IdentValue)
-	}
-	for _, r := range ix.Dates {
-		ins.add("fhir_date", "param, low, high", r.Param, r.Low, r.High)
-	}
-	for _, r := range ix.Quantities {
-		ins.add("fhir_quantity", "param, value, system, code, unit", r.Param, r.Value, r.System, r.Code, r.Unit)
-	}
-	for _, r := range ix.Numbers {
-		ins.add("fhir_number", "param, value", r.Param, r.Value)
-	}
-	for _, r := range ix.URIs {
-		ins.add("fhir_uri", "param, value", r.Param, r.Value)
-	}
-	if err := ins.flush(); err != nil {
-		return err
-	}
 	db := t.db
-	// Memberships by the resource's own content, then those it gives others.
 	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE res_type = ? AND res_id = ? AND via = ''"), typ, id); err != nil {
 		return err
 	}
-	for _, p := range dedupe(ix.Patients) {
-		if _, err := t.exec(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, '')"), typ, id, p); err != nil {
-			return err
-		}
-	}
-	via := typ + "/" + id
-	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE via = ?"), via); err != nil {
+	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE via = ?"), typ+"/"+id); err != nil {
 		return err
 	}
-	seen := map[store.Membership]bool{}
-	for _, m := range ix.Links {
-		if seen[m] {
-			continue
-		}
-		seen[m] = true
-		if _, err := t.exec(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, ?)"), m.Type, m.ID, m.Patient, via); err != nil {
-			return err
-		}
-	}
-	return nil
+	b := &bulkRows{t: t, ctx: ctx}
+	b.addIndex(rid, typ, id, ix)
+	return b.flushAll()
 }
 
 func dedupe(s []string) []string {
@@ -669,50 +620,6 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out[:n]
-}
-
-// batchInsert groups index rows into multi-row INSERTs, one table at a time.
-type batchInsert struct {
-	ctx   context.Context
-	t     *fhirTx
-	rid   int64
-	typ   string
-	table string
-	cols  string
-	n     int
-	rows  []string
-	args  []any
-	err   error // the first failed flush; later adds are skipped
-}
-
-const maxBatchRows = 200
-
-func (b *batchInsert) add(table, cols string, vals ...any) {
-	if b.err != nil {
-		return
-	}
-	if b.table != table || len(b.rows) >= maxBatchRows {
-		if b.err = b.flush(); b.err != nil {
-			return
-		}
-		b.table, b.cols = table, cols
-	}
-	b.rows = append(b.rows, "(?, ?"+strings.Repeat(", ?", len(vals))+")")
-	b.args = append(b.args, b.rid, b.typ)
-	b.args = append(b.args, vals...)
-}
-
-func (b *batchInsert) flush() error {
-	if b.err != nil {
-		return b.err
-	}
-	if len(b.rows) == 0 {
-		return nil
-	}
-	q := "INSERT INTO " + b.table + " (rid, res_type, " + b.cols + ") VALUES " + strings.Join(b.rows, ", ")
-	_, err := b.t.exec(b.ctx, b.t.db.q(q), b.args...)
-	b.rows, b.args = b.rows[:0], b.args[:0]
-	return err
 }
 
 func placeholders(n int) string {

@@ -39,48 +39,12 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 			return err
 		}
 		b.add(8, rid, w.Type, w.ID, 1, micros(now), 0, method, text)
-		ix := w.Index
-		for _, r := range ix.Tokens {
-			b.add(0, rid, w.Type, r.Param, r.System, r.Code, r.Text)
-		}
-		for _, r := range ix.Strings {
-			b.add(1, rid, w.Type, r.Param, r.Norm, r.Exact)
-		}
-		for _, r := range ix.Refs {
-			b.add(2, rid, w.Type, r.Param, r.Type, r.ID, r.URL, r.IdentSystem, r.IdentValue)
-		}
-		for _, r := range ix.Dates {
-			b.add(3, rid, w.Type, r.Param, r.Low, r.High)
-		}
-		for _, r := range ix.Quantities {
-			b.add(4, rid, w.Type, r.Param, r.Value, r.System, r.Code, r.Unit)
-		}
-		for _, r := range ix.Numbers {
-			b.add(5, rid, w.Type, r.Param, r.Value)
-		}
-		for _, r := range ix.URIs {
-			b.add(6, rid, w.Type, r.Param, r.Value)
-		}
-		for _, p := range dedupe(ix.Patients) {
-			b.add(7, w.Type, w.ID, p, "")
-		}
-		seen := map[store.Membership]bool{}
-		for _, m := range ix.Links {
-			if !seen[m] {
-				seen[m] = true
-				b.add(7, m.Type, m.ID, m.Patient, w.Type+"/"+w.ID)
-			}
-		}
+		b.addIndex(rid, w.Type, w.ID, w.Index)
 		if b.err != nil {
 			return b.err
 		}
 	}
-	for table := range bulkTables {
-		if err := b.flush(table); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.flushAll()
 }
 
 // Written implements store.FHIRTx.
@@ -114,7 +78,58 @@ func (t *fhirTx) Written(ctx context.Context, typ string, ids []string) (map[str
 	return out, nil
 }
 
-// bulkTables are the tables PutNew fills with multi-row INSERTs.
+// addIndex adds the index rows and memberships of resource typ/id (row
+// key rid): its own memberships (via '') and those it gives others (via
+// "typ/id"), each once.
+func (b *bulkRows) addIndex(rid int64, typ, id string, ix store.Index) {
+	for _, r := range ix.Tokens {
+		b.add(0, rid, typ, r.Param, r.System, r.Code, r.Text)
+	}
+	for _, r := range ix.Strings {
+		b.add(1, rid, typ, r.Param, r.Norm, r.Exact)
+	}
+	for _, r := range ix.Refs {
+		b.add(2, rid, typ, r.Param, r.Type, r.ID, r.URL, r.IdentSystem, r.IdentValue)
+	}
+	for _, r := range ix.Dates {
+		b.add(3, rid, typ, r.Param, r.Low, r.High)
+	}
+	for _, r := range ix.Quantities {
+		b.add(4, rid, typ, r.Param, r.Value, r.System, r.Code, r.Unit)
+	}
+	for _, r := range ix.Numbers {
+		b.add(5, rid, typ, r.Param, r.Value)
+	}
+	for _, r := range ix.URIs {
+		b.add(6, rid, typ, r.Param, r.Value)
+	}
+	for _, p := range dedupe(ix.Patients) {
+		b.add(7, typ, id, p, "")
+	}
+	seen := map[store.Membership]bool{}
+	for _, m := range ix.Links {
+		if !seen[m] {
+			seen[m] = true
+			b.add(7, m.Type, m.ID, m.Patient, typ+"/"+id)
+		}
+	}
+}
+
+// flushAll writes what is left of every table.
+func (b *bulkRows) flushAll() error {
+	if b.err != nil {
+		return b.err
+	}
+	for table := range bulkTables {
+		if err := b.flush(table); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bulkTables are the tables filled with multi-row INSERTs (by PutNew, and
+// by Put for a version's index rows).
 var bulkTables = [...]struct{ table, cols string }{
 	{"fhir_token", "rid, res_type, param, system, code, text"},
 	{"fhir_string", "rid, res_type, param, norm, exact"},

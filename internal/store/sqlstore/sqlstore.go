@@ -42,11 +42,7 @@ type DB struct {
 	assertStmt *sql.Stmt
 	assertErr  error
 
-	readOnce sync.Once // ReadResource's statement on the readers, prepared on first use
-	readStmt *sql.Stmt
-	readErr  error
-
-	readStmts *stmtCache // SQLite: searches' statements on the readers
+	readStmts *stmtCache // SQLite: the statements of reads, kept prepared on the readers
 }
 
 var _ store.Store = (*DB)(nil)
@@ -224,9 +220,6 @@ func (db *DB) Close() error {
 	var errs []error
 	if db.assertStmt != nil {
 		errs = append(errs, db.assertStmt.Close())
-	}
-	if db.readStmt != nil {
-		errs = append(errs, db.readStmt.Close())
 	}
 	if db.readStmts != nil {
 		errs = append(errs, db.readStmts.close())
