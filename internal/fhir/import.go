@@ -237,15 +237,9 @@ func freshCreates(ctx context.Context, tx store.FHIRTx, ops []*ImportOp) ([]bool
 			byType[iop.Type] = append(byType[iop.Type], iop.ID)
 		}
 	}
-	written := map[string]bool{}
-	for typ, ids := range byType {
-		w, err := tx.Written(ctx, typ, ids)
-		if err != nil {
-			return nil, err
-		}
-		for id := range w {
-			written[typ+"/"+id] = true
-		}
+	written, err := writtenOf(ctx, tx, byType)
+	if err != nil {
+		return nil, err
 	}
 	for i, iop := range ops {
 		k := iop.Type + "/" + iop.ID
@@ -352,16 +346,11 @@ func (t *importTx) prefetch(ctx context.Context, ops []*ImportOp, fresh []bool) 
 			ids[iop.Type] = append(ids[iop.Type], iop.ID)
 		}
 	}
-	t.current = map[string]store.Resource{}
-	for typ, list := range ids {
-		res, err := t.FHIRTx.Search(ctx, store.Query{Type: typ, Where: store.IDIn{IDs: list}, Page: store.Page{Count: len(list)}})
-		if err != nil {
-			return err
-		}
-		for _, f := range res.Resources {
-			t.current[typ+"/"+f.ID] = f.Resource
-		}
+	current, err := currentVersions(ctx, t.FHIRTx, ids)
+	if err != nil {
+		return err
 	}
+	t.current = current
 	return nil
 }
 

@@ -100,27 +100,47 @@ type newPutter interface {
 // with one query per resource type.
 func currentOf(ctx context.Context, tx store.FHIRTx, ps []PreparedSeed) (map[string]store.Resource, error) {
 	byType := map[string][]string{}
-	var order []string
 	for _, p := range ps {
-		if byType[p.w.Type] == nil {
-			order = append(order, p.w.Type)
-		}
 		byType[p.w.Type] = append(byType[p.w.Type], p.w.ID)
 	}
-	out := map[string]store.Resource{}
-	for _, typ := range order {
-		// Most of a first load was never written: a look at the ids alone
-		// finds the few whose stored versions are worth reading.
-		written, err := tx.Written(ctx, typ, byType[typ])
+	// Most of a first load was never written: a look at the ids alone
+	// finds the few whose stored versions are worth reading.
+	written, err := writtenOf(ctx, tx, byType)
+	if err != nil {
+		return nil, err
+	}
+	toRead := map[string][]string{}
+	for typ, ids := range byType {
+		for _, id := range ids {
+			if written[typ+"/"+id] {
+				toRead[typ] = append(toRead[typ], id)
+			}
+		}
+	}
+	return currentVersions(ctx, tx, toRead)
+}
+
+// writtenOf says which of the ids of each type were ever written (current
+// or deleted), keyed "Type/id".
+func writtenOf(ctx context.Context, tx store.FHIRTx, byType map[string][]string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for typ, ids := range byType {
+		w, err := tx.Written(ctx, typ, ids)
 		if err != nil {
 			return nil, err
 		}
-		var ids []string
-		for _, id := range byType[typ] {
-			if written[id] {
-				ids = append(ids, id)
-			}
+		for id := range w {
+			out[typ+"/"+id] = true
 		}
+	}
+	return out, nil
+}
+
+// currentVersions reads the current (not deleted) versions of the ids of
+// each type, keyed "Type/id", with a search per type per 500 ids.
+func currentVersions(ctx context.Context, tx store.FHIRTx, byType map[string][]string) (map[string]store.Resource, error) {
+	out := map[string]store.Resource{}
+	for typ, ids := range byType {
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), 500)] // well under SQL bind-variable limits
 			ids = ids[len(chunk):]
