@@ -1,8 +1,6 @@
 package sqlstore
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,15 +13,7 @@ import (
 // indexes: no full scan of the resource table or of an index table. (A
 // plan, not a timing: the test cannot be flaky on a busy machine.)
 func TestFHIRQueriesUseIndexes(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedSQLite(t)
 	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 	patient := store.InCompartment{Patients: []string{"p1"}}
 	cases := []struct {
@@ -43,21 +33,7 @@ func TestFHIRQueriesUseIndexes(t *testing.T) {
 	for _, c := range cases {
 		cb := &condBuilder{db: db}
 		where := cb.build(c.cond, "r", c.typ)
-		q := "EXPLAIN QUERY PLAN SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND r.deleted = 0 AND " + where + " ORDER BY r.rid LIMIT 51"
-		rows, err := db.r.QueryContext(ctx, q, append([]any{c.typ}, cb.args...)...)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, db, "SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND r.deleted = 0 AND "+where+" ORDER BY r.rid LIMIT 51", append([]any{c.typ}, cb.args...)...)
 		// A code and system filter is one lookup per candidate, not a
 		// walk of the candidate's token rows.
 		if c.name == "patient+code+date" && !strings.Contains(strings.Join(plan, "\n"), "fhir_token_code (res_type=? AND param=? AND code=? AND system=? AND rid=?)") {
@@ -94,35 +70,14 @@ func TestFHIRQueriesUseIndexes(t *testing.T) {
 // the references of the page's resources by key, never by walking every
 // reference of the parameter.
 func TestIncludeQueriesUseIndexes(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedSQLite(t)
 	for _, inc := range []store.Include{
 		{SourceType: "MedicationRequest", Param: "medication"},
 		{SourceType: "MedicationRequest", Param: "requester", TargetType: "Practitioner"},
 		{Rev: true, SourceType: "Provenance", Param: "target"},
 	} {
 		q, args := db.includeQuery([]int64{1, 2, 3}, inc, 1000)
-		rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatalf("%+v: %v", inc, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, db, q, args...)
 		for _, step := range plan {
 			if strings.HasPrefix(step, "SCAN ") || strings.HasPrefix(step, "SEARCH f ") && !strings.Contains(step, "rid=?") && !strings.Contains(step, "target_id=?") {
 				t.Errorf("%+v: the references are walked, not searched by key:\n  %s", inc, strings.Join(plan, "\n  "))

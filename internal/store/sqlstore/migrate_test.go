@@ -93,32 +93,8 @@ func testMigration6(t *testing.T, dsn string) {
 // lookup of a session's grants is answered from grants_session, not a scan
 // of every grant.
 func TestSessionGrantsUseIndex(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+sessionGrantsQuery, "s", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedSQLite(t)
+	plan := queryPlan(t, db, sessionGrantsQuery, "s", 0)
 	if p := strings.Join(plan, "; "); !strings.Contains(p, "grants_session") {
 		t.Errorf("session grant lookup plan = %q, want it to use index grants_session", p)
 	}

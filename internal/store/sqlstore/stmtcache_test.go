@@ -89,11 +89,7 @@ func TestStmtCache(t *testing.T) {
 // (a server's writes are small) until a bulk load asks for 32 MiB.
 func TestTuneForBulkLoad(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "bulk.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := migratedSQLite(t)
 	size := func() int {
 		var n int
 		if err := db.w.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&n); err != nil {
