@@ -85,6 +85,7 @@
 # root, the postgres user. Targets only loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 repo=$PWD
 export PATH="$PATH:/usr/local/go/bin"
 
@@ -149,9 +150,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 # PostgreSQL: a cluster per data set, run as the postgres user when root
 # (initdb refuses root), with the settings of the tests' throwaway cluster
@@ -331,19 +329,6 @@ start_target() {
   echo "$t: pid ${pid[$t]}, $u, $(jq -r .resources "$dir/meta.json") resources seeded, RSS after start $(awk '/VmRSS/ { printf "%.0f MB", $2 / 1024 }' "/proc/${pid[$t]}/status")"
 }
 
-# wait_quiet: before a run, wait (at most QUIET_WAIT s) until the machine's
-# busy CPU over one second is under 0.15 cores. Other sessions' builds and
-# tests share this machine; a run they disturbed shows it in its
-# other_cpu_cores and load averages.
-hz=$(getconf CLK_TCK)
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
-wait_quiet() {
-  local a b
-  for _ in $(seq "$QUIET_WAIT"); do
-    a=$(busy_ticks); sleep 1; b=$(busy_ticks)
-    if [ $((100 * (b - a))) -lt $((15 * hz)) ]; then return 0; fi
-  done
-}
 
 # profile_start T NAME / profile_stop: perf record of the server (PROFILE=1).
 perf_pid=

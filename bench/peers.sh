@@ -78,6 +78,7 @@
 # python3 (to pick free ports), /proc (Linux). Targets only loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 repo=$PWD
 export PATH="$PATH:/usr/local/go/bin"
 
@@ -124,10 +125,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 # wait_ready FILE PID: the URL printed in "... is ready at URL ..." (30 s max).
 wait_ready() {
@@ -328,20 +325,6 @@ for t in $TARGETS; do
   echo "$t: pid ${pid[$t]}, ${token_url[$t]}"
 done
 
-# wait_quiet: before a run, wait (at most 30 s) until the machine's busy CPU,
-# sampled over one second, is under 0.15 cores: the previous run's tail and
-# anything else on the machine (a build, a test suite) are done. A run that
-# something else disturbed anyway shows it in its other_cpu_cores.
-hz=$(getconf CLK_TCK)
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
-wait_quiet() {
-  local a b
-  for _ in $(seq "${QUIET_WAIT:-30}"); do
-    a=$(busy_ticks); sleep 1; b=$(busy_ticks)
-    if [ $((100 * (b - a))) -lt $((15 * hz)) ]; then return 0; fi
-  done
-  echo "bench/peers.sh: the machine stayed busy for ${QUIET_WAIT:-30} s; running anyway (see other_cpu_cores)" >&2
-}
 
 # run TARGET MODE [extra load flags]: one load run; prints its JSON line.
 run() {

@@ -11,7 +11,7 @@
 //   APP_URL                         the app's origin
 //   USERNAME, PASSWORD              the practitioner
 //   PATIENT_SEARCH, PATIENT         the name searched in the picker, the id picked
-import { env, newReport, launch, newPage, expect, firstOf, submit, text, shot, failed, print, pathOf } from "./lib.mjs";
+import { env, newReport, launch, newPage, expect, firstOf, submit, text, shot, failed, print, pathOf, signIn } from "./lib.mjs";
 
 const report = newReport();
 const f = report.facts;
@@ -31,9 +31,7 @@ try {
   await shot(page, report, "admin-login");
 
   report.step = "admin: sign in";
-  await page.fill("#username", env.ADMIN_USERNAME);
-  await page.fill("#password", env.ADMIN_PASSWORD);
-  await submit(page, "#login button[name=action][value=login]");
+  await signIn(page, env.ADMIN_USERNAME, env.ADMIN_PASSWORD);
   await expect(page, "#admin-nav", ["#login", "#totp"], "after the admin signed in");
   f.adminAppsURL = pathOf(page.url());
 
@@ -59,9 +57,7 @@ try {
   await shot(page, report, "clinician-login");
 
   report.step = "practitioner: sign in; expect the patient picker";
-  await page.fill("#username", env.USERNAME);
-  await page.fill("#password", env.PASSWORD);
-  await submit(page, "#login button[name=action][value=login]");
+  await signIn(page, env.USERNAME, env.PASSWORD);
   await expect(page, "#patient-search", ["#consent", "#login", "#result:not(:empty)", "#error:not(:empty)"], "after the practitioner signed in");
   f.pickerURL = pathOf(page.url());
   await shot(page, report, "select-patient");

@@ -104,6 +104,13 @@ export async function submit(page, selector) {
   await Promise.all([page.waitForNavigation({ timeout: stepTimeout }), page.click(selector)]);
 }
 
+// signIn fills smartgate's sign-in form and submits it.
+export async function signIn(page, username, password) {
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await submit(page, "#login button[name=action][value=login]");
+}
+
 export async function text(page, selector = "body") {
   return page
     .evaluate((sel) => {

@@ -11,7 +11,7 @@
 //   USERNAME, PASSWORD   the demo patient
 //   PATIENT              the patient's id (their own record)
 //   REVOKE_WAIT_MS       how long the token may keep working after the revoke
-import { env, newReport, launch, newPage, expect, firstOf, submit, text, shot, failed, print, pathOf } from "./lib.mjs";
+import { env, newReport, launch, newPage, expect, firstOf, submit, text, shot, failed, print, pathOf, signIn } from "./lib.mjs";
 
 const report = newReport();
 const f = report.facts;
@@ -39,9 +39,7 @@ try {
   await shot(page, report, "login");
 
   report.step = "sign in as the demo patient; expect the consent page";
-  await page.fill("#username", env.USERNAME);
-  await page.fill("#password", env.PASSWORD);
-  await submit(page, "#login button[name=action][value=login]");
+  await signIn(page, env.USERNAME, env.PASSWORD);
   await expect(page, "#consent", ["#patient-search", "#login", "#result:not(:empty)", "#error:not(:empty)"], "after signing in");
   f.consentText = await text(page, "main");
   await shot(page, report, "consent");

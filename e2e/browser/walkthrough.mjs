@@ -5,7 +5,7 @@
 //
 // Run by e2e/browser_admin_test.go against `serve --dev`, with lib.mjs's
 // variables and USERNAME, PASSWORD (the demo patient).
-import { env, newReport, launch, newPage, expect, submit, text, shot, failed, print, pathOf } from "./lib.mjs";
+import { env, newReport, launch, newPage, expect, submit, text, shot, failed, print, pathOf, signIn } from "./lib.mjs";
 
 const report = newReport();
 const f = report.facts;
@@ -34,9 +34,7 @@ try {
   await shot(page, report, "try-login");
 
   report.step = "sign in as the demo patient; expect the consent page";
-  await page.fill("#username", env.USERNAME);
-  await page.fill("#password", env.PASSWORD);
-  await submit(page, "#login button[name=action][value=login]");
+  await signIn(page, env.USERNAME, env.PASSWORD);
   await expect(page, "#consent", ["#patient-search", "#login", "#try-problem"], "after signing in");
   await shot(page, report, "try-consent");
 
