@@ -187,7 +187,6 @@ func TestBrowserSMARTStandaloneLaunch(t *testing.T) {
 	artifacts := t.ArtifactDir()
 	out := runNode(t, dir, "standalone.mjs",
 		"CHROMIUM="+chromiumPath,
-		"USER_DATA_DIR="+t.TempDir(),
 		"ARTIFACT_DIR="+artifacts,
 		"APP_URL="+appURL,
 		"ISSUER="+s.URL,

@@ -1,4 +1,5 @@
-// What the page scripts (admin.mjs, revoke.mjs, walkthrough.mjs) share:
+// What the page scripts (standalone.mjs, admin.mjs, revoke.mjs,
+// walkthrough.mjs) share:
 // Debian's Chromium started by playwright-core, a report printed as JSON,
 // waits bounded by STEP_TIMEOUT_MS, and screenshots of each page.
 //
@@ -64,21 +65,25 @@ export async function launch() {
 }
 
 // newPage opens a page in a fresh context (its own cookies: one per person)
-// and records its navigations and console in the report, prefixed by who.
-export async function newPage(browser, report, who) {
+// and records its navigations and console in the report, prefixed by who
+// (no prefix when who is empty). onNavigation, if given, sees the URL of
+// every top-level navigation.
+export async function newPage(browser, report, who, onNavigation) {
+  const tag = who ? `${who}: ` : "";
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.setDefaultTimeout(stepTimeout);
-  page.on("console", (m) => report.console.push(`${who}: ${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => report.console.push(`${who}: pageerror: ${e.message}`));
-  page.on("requestfailed", (r) => report.console.push(`${who}: requestfailed: ${r.method()} ${pathOf(r.url())}: ${r.failure()?.errorText}`));
+  page.on("console", (m) => report.console.push(`${tag}${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => report.console.push(`${tag}pageerror: ${e.message}`));
+  page.on("requestfailed", (r) => report.console.push(`${tag}requestfailed: ${r.method()} ${pathOf(r.url())}: ${r.failure()?.errorText}`));
   page.on("response", (r) => {
-    if (r.status() >= 400) report.console.push(`${who}: response: HTTP ${r.status()} to ${r.request().method()} ${pathOf(r.url())}`);
+    if (r.status() >= 400) report.console.push(`${tag}response: HTTP ${r.status()} to ${r.request().method()} ${pathOf(r.url())}`);
   });
   page.on("request", (r) => {
     if (!r.isNavigationRequest() || r.frame() !== page.mainFrame()) return;
     const u = new URL(r.url());
-    report.navigations.push(`${who}: ${r.method()} ${u.origin}${u.pathname}${u.search ? " ?" + [...u.searchParams.keys()].join("&") : ""}`);
+    report.navigations.push(`${tag}${r.method()} ${u.origin}${u.pathname}${u.search ? " ?" + [...u.searchParams.keys()].join("&") : ""}`);
+    if (onNavigation) onNavigation(u);
   });
   return page;
 }
