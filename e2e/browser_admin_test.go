@@ -107,14 +107,31 @@ func runPage(t *testing.T, s *devServer, dir, script string, facts any, shots []
 	return r
 }
 
-// appServer is the test SMART app's server, not yet started: its address
-// is the redirect URI, known before registration, and the client id is
-// known only after.
-func appServer(t *testing.T) (*httptest.Server, string) {
+// startBrowserApp registers the test app (e2e/browser/app) with s as a
+// public client named name, redirecting to its index.html, fails unless
+// the registration's status is wantStatus (why says why it should be), and
+// starts the app with the client id. The app's address is its redirect
+// URI, so it is known before the registration, and the client id before
+// the app serves config.js. It returns the app's origin and the client id.
+func startBrowserApp(t *testing.T, s *devServer, dir, name, scope string, grants []string, wantStatus, why string) (appURL, clientID string) {
 	t.Helper()
 	app := httptest.NewUnstartedServer(nil)
 	t.Cleanup(app.Close)
-	return app, "http://" + app.Listener.Addr().String()
+	appURL = "http://" + app.Listener.Addr().String()
+	reg := mustRegister(t, s.URL, "", map[string]any{
+		"client_name":                name,
+		"redirect_uris":              []string{appURL + "/index.html"},
+		"token_endpoint_auth_method": "none",
+		"grant_types":                grants,
+		"response_types":             []string{"code"},
+		"scope":                      scope,
+	})
+	if reg.Status != wantStatus {
+		t.Fatalf("%s; registration says %q: %s", why, reg.Status, reg.StatusDescription)
+	}
+	app.Config.Handler = smartApp(t, dir, s.URL+"/fhir", reg.ClientID, scope)
+	app.Start()
+	return appURL, reg.ClientID
 }
 
 // consentScopes is the checkboxes of the consent page.
@@ -159,20 +176,8 @@ func TestBrowserAdminApprovesPendingApp(t *testing.T) {
 		patient = "pat-eleanor-brooks"
 	)
 
-	app, appURL := appServer(t)
-	reg := mustRegister(t, s.URL, "", map[string]any{
-		"client_name":                name,
-		"redirect_uris":              []string{appURL + "/index.html"},
-		"token_endpoint_auth_method": "none",
-		"grant_types":                []string{"authorization_code"},
-		"response_types":             []string{"code"},
-		"scope":                      scope,
-	})
-	if reg.Status != "pending" {
-		t.Fatalf("an app asking for user/ scopes should wait for approval; registration says %q: %s", reg.Status, reg.StatusDescription)
-	}
-	app.Config.Handler = smartApp(t, dir, s.URL+"/fhir", reg.ClientID, scope)
-	app.Start()
+	appURL, clientID := startBrowserApp(t, s, dir, name, scope, []string{"authorization_code"},
+		"pending", "an app asking for user/ scopes should wait for approval")
 
 	var f struct {
 		AdminLoginURL  string        `json:"adminLoginURL"`
@@ -204,7 +209,7 @@ func TestBrowserAdminApprovesPendingApp(t *testing.T) {
 	runPage(t, s, dir, "admin.mjs", &f,
 		[]string{"admin-login", "admin-apps", "admin-app", "clinician-login", "select-patient", "clinician-consent"},
 		"ADMIN_USERNAME=admin", "ADMIN_PASSWORD="+adminPassword,
-		"CLIENT_ID="+reg.ClientID, "APP_NAME="+name, "APP_URL="+appURL,
+		"CLIENT_ID="+clientID, "APP_NAME="+name, "APP_URL="+appURL,
 		"USERNAME=ines.munoz", "PASSWORD="+password,
 		"PATIENT_SEARCH=Brooks", "PATIENT="+patient,
 	)
@@ -219,7 +224,7 @@ func TestBrowserAdminApprovesPendingApp(t *testing.T) {
 	if !strings.Contains(f.PendingRow, name) || !strings.Contains(f.PendingRow, "user/Patient.rs") {
 		t.Errorf("the pending app's row %q lacks its name or scopes", f.PendingRow)
 	}
-	if f.ApprovedURL != s.URL+"/admin/apps/"+reg.ClientID || !strings.Contains(f.Notice, "approved") || !strings.HasPrefix(f.Status, "enabled") {
+	if f.ApprovedURL != s.URL+"/admin/apps/"+clientID || !strings.Contains(f.Notice, "approved") || !strings.HasPrefix(f.Status, "enabled") {
 		t.Errorf("approving: page %s, notice %q, status %q; want the app's page saying it is enabled (approved)", f.ApprovedURL, f.Notice, f.Status)
 	}
 
@@ -264,20 +269,8 @@ func TestBrowserRevokeAtAccountApps(t *testing.T) {
 	password, _ := devUser(t, s.dataDir, "amy.shaw")
 	const name = "My patient app"
 
-	app, appURL := appServer(t)
-	reg := mustRegister(t, s.URL, "", map[string]any{
-		"client_name":                name,
-		"redirect_uris":              []string{appURL + "/index.html"},
-		"token_endpoint_auth_method": "none",
-		"grant_types":                []string{"authorization_code", "refresh_token"},
-		"response_types":             []string{"code"},
-		"scope":                      browserScope,
-	})
-	if reg.Status != "enabled" {
-		t.Fatalf("a public app asking only patient-level scopes should be enabled at once; registration says %q: %s", reg.Status, reg.StatusDescription)
-	}
-	app.Config.Handler = smartApp(t, dir, s.URL+"/fhir", reg.ClientID, browserScope)
-	app.Start()
+	appURL, _ := startBrowserApp(t, s, dir, name, browserScope, []string{"authorization_code", "refresh_token"},
+		"enabled", "a public app asking only patient-level scopes should be enabled at once")
 
 	type read struct {
 		Status          int    `json:"status"`

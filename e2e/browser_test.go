@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,25 +163,9 @@ func TestBrowserSMARTStandaloneLaunch(t *testing.T) {
 	s := startDev(t)
 	password, fhirUser := devUser(t, s.dataDir, "amy.shaw")
 
-	// The app's address is its redirect URI, so it must be known before
-	// registration, and the client id before the app serves config.js.
-	app := httptest.NewUnstartedServer(nil)
-	t.Cleanup(app.Close)
-	appURL := "http://" + app.Listener.Addr().String()
+	appURL, _ := startBrowserApp(t, s, dir, "e2e browser SMART app", browserScope, []string{"authorization_code", "refresh_token"},
+		"enabled", "a public app asking only patient-level scopes should be enabled at once")
 	redirectURI := appURL + "/index.html"
-	reg := mustRegister(t, s.URL, "", map[string]any{
-		"client_name":                "e2e browser SMART app",
-		"redirect_uris":              []string{redirectURI},
-		"token_endpoint_auth_method": "none",
-		"grant_types":                []string{"authorization_code", "refresh_token"},
-		"response_types":             []string{"code"},
-		"scope":                      browserScope,
-	})
-	if reg.Status != "enabled" {
-		t.Fatalf("a public app asking only patient-level scopes should be enabled at once; registration says %q: %s", reg.Status, reg.StatusDescription)
-	}
-	app.Config.Handler = smartApp(t, dir, s.URL+"/fhir", reg.ClientID, browserScope)
-	app.Start()
 
 	artifacts := t.ArtifactDir()
 	out := runNode(t, dir, "standalone.mjs",
