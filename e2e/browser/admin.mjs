@@ -11,7 +11,7 @@
 //   APP_URL                         the app's origin
 //   USERNAME, PASSWORD              the practitioner
 //   PATIENT_SEARCH, PATIENT         the name searched in the picker, the id picked
-import { env, newReport, launch, newPage, expect, firstOf, submit, text, shot, failed, print, pathOf, signIn } from "./lib.mjs";
+import { env, newReport, launch, newPage, expect, firstOf, submit, text, shot, failed, print, pathOf, appResult, signIn } from "./lib.mjs";
 
 const report = newReport();
 const f = report.facts;
@@ -79,14 +79,9 @@ try {
   await submit(page, "#consent button[name=decision][value=approve]");
 
   report.step = "practitioner: wait for the app to read the patient";
-  const at = await firstOf(page, ["#result:not(:empty)", "#error:not(:empty)"]);
-  f.app = {
-    url: pathOf(page.url()),
-    result: await page.textContent("#result"),
-    error: await page.textContent("#error"),
-    details: JSON.parse((await page.textContent("#details")) || "null"),
-  };
-  if (at !== "#result:not(:empty)") throw new Error(`the app reported an error: ${f.app.error}`);
+  const shown = await appResult(page);
+  f.app = shown.app;
+  if (shown.failed) throw new Error(`the app reported an error: ${f.app.error}`);
   report.step = "done";
   report.ok = true;
 } catch (e) {

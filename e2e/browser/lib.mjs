@@ -109,6 +109,20 @@ export async function submit(page, selector) {
   await Promise.all([page.waitForNavigation({ timeout: stepTimeout }), page.click(selector)]);
 }
 
+// appResult waits for the test app (e2e/browser/app) to show what it read
+// or its error, and returns what it shows; error is set when the app
+// reported one.
+export async function appResult(page) {
+  const at = await firstOf(page, ["#result:not(:empty)", "#error:not(:empty)"]);
+  const app = {
+    url: pathOf(page.url()),
+    result: await page.textContent("#result"),
+    error: await page.textContent("#error"),
+    details: JSON.parse((await page.textContent("#details")) || "null"),
+  };
+  return { app, failed: at !== "#result:not(:empty)" };
+}
+
 // signIn fills smartgate's sign-in form and submits it.
 export async function signIn(page, username, password) {
   await page.fill("#username", username);

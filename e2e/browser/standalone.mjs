@@ -10,7 +10,7 @@
 //
 // It prints one JSON report on stdout and exits 0 whatever happened, so that
 // the Go test can judge the report and show the page and console on failure.
-import { env, newReport, launch, newPage, firstOf, submit, signIn, failed, print, pathOf } from "./lib.mjs";
+import { env, newReport, launch, newPage, firstOf, submit, signIn, failed, print, pathOf, appResult } from "./lib.mjs";
 
 const report = {
   ...newReport(),
@@ -52,14 +52,9 @@ try {
   await submit(page, "#consent button[name=decision][value=approve]");
 
   report.step = "wait for the app to read the patient";
-  at = await firstOf(page, ["#result:not(:empty)", "#error:not(:empty)"]);
-  report.app = {
-    url: pathOf(page.url()),
-    result: await page.textContent("#result"),
-    error: await page.textContent("#error"),
-    details: JSON.parse((await page.textContent("#details")) || "null"),
-  };
-  if (at !== "#result:not(:empty)") throw new Error(`the app reported an error: ${report.app.error}`);
+  const shown = await appResult(page);
+  report.app = shown.app;
+  if (shown.failed) throw new Error(`the app reported an error: ${report.app.error}`);
   report.step = "done";
   report.ok = true;
 } catch (e) {

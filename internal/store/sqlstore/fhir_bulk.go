@@ -79,7 +79,7 @@ func (t *fhirTx) Written(ctx context.Context, typ string, ids []string) (map[str
 }
 
 // addIndex adds the index rows and memberships of resource typ/id (row
-// key rid): its own memberships (via '') and those it gives others (via
+// key rid): its own memberships (via ”) and those it gives others (via
 // "typ/id"), each once.
 func (b *bulkRows) addIndex(rid int64, typ, id string, ix store.Index) {
 	for _, r := range ix.Tokens {
