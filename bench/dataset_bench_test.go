@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +39,11 @@ func BenchmarkDataSet(b *testing.B) {
 	if v, err := strconv.ParseUint(os.Getenv("BENCH_SEED"), 10, 64); err == nil {
 		seed = v
 	}
-	h, a := openServer(b, dir, map[string]string{"rate_limits.enabled": "false"})
+	extra := map[string]string{"rate_limits.enabled": "false"}
+	if v := os.Getenv("BENCH_MAX_CONNS"); v != "" {
+		extra["database_max_conns"] = v
+	}
+	h, a := openServer(b, dir, extra)
 	tokens := token.New(a.Keys, token.NewRevocations(a.Store, nil), token.Options{Issuer: "http://127.0.0.1:8080", Audience: "http://127.0.0.1:8080/fhir"})
 	g := synth.New(synth.Options{Patients: n, Seed: seed})
 	r := rand.New(rand.NewPCG(seed, 7))
@@ -86,19 +92,45 @@ func BenchmarkDataSet(b *testing.B) {
 		name string
 		reqs []req
 	}{{"search", search}, {"include", include}} {
+		do := func(b *testing.B, q req) {
+			hr := httptest.NewRequest("GET", q.path, nil)
+			hr.Header.Set("Authorization", "Bearer "+q.tok)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, hr)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("%s: %d %.300s", q.path, rec.Code, rec.Body.String())
+			}
+		}
 		b.Run(c.name, func(b *testing.B) {
+			cpu0, cpuOK := processCPU()
 			k := 0
 			for b.Loop() {
-				q := c.reqs[k%len(c.reqs)]
+				do(b, c.reqs[k%len(c.reqs)])
 				k++
-				hr := httptest.NewRequest("GET", q.path, nil)
-				hr.Header.Set("Authorization", "Bearer "+q.tok)
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, hr)
-				if rec.Code != http.StatusOK {
-					b.Fatalf("%s: %d %.300s", q.path, rec.Code, rec.Body.String())
-				}
 			}
+			reportCPU(b, cpu0, cpuOK)
 		})
+		// 16 requests at once, as data.sh's 16 clients: what concurrency
+		// costs on top. ns/op is wall time; cpu-us/op is what to compare
+		// with the serial run.
+		b.Run(c.name+"-16", func(b *testing.B) {
+			var next atomic.Int64
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+			cpu0, cpuOK := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					do(b, c.reqs[int(next.Add(1))%len(c.reqs)])
+				}
+			})
+			reportCPU(b, cpu0, cpuOK)
+		})
+	}
+}
+
+// reportCPU reports the process's CPU time per operation since cpu0 (the
+// timer's own accounting is wall time).
+func reportCPU(b *testing.B, cpu0 time.Duration, ok bool) {
+	if cpu1, _ := processCPU(); ok && b.N > 0 {
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 	}
 }

@@ -106,6 +106,9 @@ entry failed or any file could not be read. See docs/fhir.md#importing-data.`,
 				if bad > 0 {
 					why = append(why, plural(bad, "file", "files")+" could not be read to the end")
 				}
+				if s.IndexError != "" {
+					why = append(why, "the search indexes were not built")
+				}
 				return fmt.Errorf("import: %s; the summary above says which and why", strings.Join(why, " and "))
 			}
 			return nil
@@ -157,6 +160,12 @@ func printImport(w io.Writer, s importer.Summary, failureLog string) {
 		}
 	}
 	fmt.Fprintf(w, "total: %s in %.1f s (%.0f entries/s)\n", line(s.Counts), s.Seconds, s.PerSecond)
+	if s.IndexSeconds > 0 {
+		fmt.Fprintf(w, "the store was empty: its search indexes were built at the end, in %.1f s of the total\n", s.IndexSeconds)
+	}
+	if s.IndexError != "" {
+		fmt.Fprintf(w, "error: %s\n", s.IndexError)
+	}
 	if s.NewIDs > 0 {
 		fmt.Fprintf(w, "note: %d resources had no id (or were POSTed) and were created with new ids; importing them again creates them again\n", s.NewIDs)
 	}
@@ -177,6 +186,7 @@ type progressView struct {
 	finished string // the last file done (its bar closed)
 	start    time.Time
 	last     int64 // entries at the last line
+	indexing bool  // the line saying the indexes build is out
 }
 
 // newProgress returns the view for mode (auto, bar, lines or none; nil
@@ -227,6 +237,13 @@ func (v *progressView) tick() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	p := v.im.Progress()
+	if p.Indexing {
+		if !v.indexing {
+			v.indexing = true
+			fmt.Fprintf(v.w, "import: building the search indexes; searches are slow until they are built\n")
+		}
+		return
+	}
 	if p.File == "" || p.File == v.finished {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,12 +62,22 @@ func migrateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			built, err := st.BuildDeferredIndexes(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("building the search indexes a bulk load left unbuilt: %w", err)
+			}
 			cur, latest, err := st.SchemaVersion(cmd.Context())
 			if err != nil {
 				return err
 			}
 			res := map[string]any{"dialect": st.Dialect(), "applied": applied, "version": cur, "latest": latest}
+			if len(built) > 0 {
+				res["indexes_built"] = built
+			}
 			return g.print(res, func(w io.Writer) {
+				if len(built) > 0 {
+					fmt.Fprintf(w, "built the search indexes an interrupted seed or import left unbuilt: %s\n", strings.Join(built, ", "))
+				}
 				if len(applied) == 0 {
 					fmt.Fprintf(w, "%s database is up to date (schema version %d)\n", st.Dialect(), cur)
 					return

@@ -102,6 +102,9 @@ func printSeedSummary(w io.Writer, s synth.Summary) {
 	fmt.Fprintf(w, "seeded %d patients (seed %d, %s to %s): %d resources in %.1f s (%.0f resources/s)\n",
 		s.Patients, s.Seed, s.First, s.Last, s.Resources, s.Seconds, s.PerSecond)
 	fmt.Fprintf(w, "created %d, updated %d, unchanged %d\n", s.Created, s.Updated, s.Unchanged)
+	if s.IndexSeconds > 0 {
+		fmt.Fprintf(w, "the store was empty: its search indexes were built at the end, in %.1f s of the total\n", s.IndexSeconds)
+	}
 	fmt.Fprintf(w, "groups for bulk export: %s\n\n", strings.Join(s.Groups, ", "))
 	types := make([]string, 0, len(s.ByType))
 	for t := range s.ByType {
@@ -160,7 +163,11 @@ func seedBar(w io.Writer, l *synth.Loader, done <-chan struct{}) {
 	defer tick.Stop()
 	update := func() {
 		charts, n := l.Progress()
-		bar.Describe(fmt.Sprintf("seed: %d resources (%.0f/s)", n, float64(n)/time.Since(start).Seconds()))
+		if l.Indexing() {
+			bar.Describe(fmt.Sprintf("seed: %d resources stored; building the search indexes", n))
+		} else {
+			bar.Describe(fmt.Sprintf("seed: %d resources (%.0f/s)", n, float64(n)/time.Since(start).Seconds()))
+		}
 		_ = bar.Set(int(charts))
 	}
 	for {
@@ -186,6 +193,10 @@ func seedLines(w io.Writer, l *synth.Loader, done <-chan struct{}, every time.Du
 			return
 		case <-tick.C:
 			charts, n := l.Progress()
+			if l.Indexing() {
+				fmt.Fprintf(w, "seed: %d resources stored; building the search indexes (%s)\n", n, time.Since(start).Round(time.Second))
+				continue
+			}
 			fmt.Fprintf(w, "seed: %d of %d patients, %d resources stored in %s (%.0f resources/s now)\n",
 				charts, l.Generator.Patients(), n, time.Since(start).Round(time.Second), float64(n-last)/every.Seconds())
 			last = n

@@ -68,7 +68,7 @@ SIGTERM or SIGINT shuts down gracefully; SIGHUP reloads the TLS certificate.`,
 				// near it instead; GOMEMLIMIT in the environment overrides it.
 				debug.SetMemoryLimit(serveMemoryLimit)
 			}
-			a, err := app.Open(cmd.Context(), cfg, log, app.Options{InitKeys: true})
+			a, err := app.Open(cmd.Context(), cfg, log, app.Options{InitKeys: true, BuildIndexes: true})
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"time"
 
 	"smartgate/internal/config"
 	"smartgate/internal/keys"
@@ -28,6 +29,9 @@ type App struct {
 // Options say how much to open.
 type Options struct {
 	InitKeys bool // load the KEK and make sure signing keys exist
+	// BuildIndexes builds the search indexes an interrupted bulk load
+	// left unbuilt (serve: a server does not search without them).
+	BuildIndexes bool
 }
 
 // Prepare does the dev-mode first-start setup: the data dir (mode 0700) and
@@ -89,6 +93,12 @@ func Open(ctx context.Context, cfg *config.Loaded, log *slog.Logger, opts Option
 	if len(applied) > 0 {
 		log.Info("database migrated", "versions", applied, "dialect", st.Dialect())
 	}
+	if opts.BuildIndexes {
+		if err := BuildDeferredIndexes(ctx, st, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	a.Keys = keys.New(st, keys.Options{
 		JWKSMaxAge:       cfg.Keys.JWKSMaxAge.D(),
 		MaxTokenLifetime: cfg.MaxTokenLifetime(),
@@ -106,3 +116,21 @@ func Open(ctx context.Context, cfg *config.Loaded, log *slog.Logger, opts Option
 
 // Close releases the store.
 func (a *App) Close() error { return a.Store.Close() }
+
+// BuildDeferredIndexes builds the search indexes that a bulk load into an
+// empty store deferred and did not build (it was interrupted, or it is
+// still running: it then goes on with the indexes, slower), saying so in
+// the log since it may take minutes on a large store.
+func BuildDeferredIndexes(ctx context.Context, st *sqlstore.DB, log *slog.Logger) error {
+	names, err := st.DeferredIndexes(ctx)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	log.Warn("building the search indexes a bulk load (seed or import) left unbuilt; this can take minutes on a large store", "indexes", names)
+	start := time.Now()
+	if _, err := st.BuildDeferredIndexes(ctx); err != nil {
+		return fmt.Errorf("building the search indexes a bulk load left unbuilt: %w", err)
+	}
+	log.Info("search indexes built", "indexes", names, "seconds", time.Since(start).Seconds())
+	return nil
+}

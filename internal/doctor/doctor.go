@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"smartgate/internal/app"
@@ -174,6 +175,13 @@ func checkDatabase(ctx context.Context, cfg *config.Config) (*sqlstore.DB, []Res
 	if cur != latest {
 		st.Close()
 		return nil, rs
+	}
+	if names, err := st.DeferredIndexes(cctx); err != nil {
+		rs = append(rs, Result{Check: "search indexes", Status: Fail, Message: fmt.Sprintf("cannot read the list of deferred search indexes: %v", err)})
+	} else if len(names) > 0 {
+		rs = append(rs, Result{Check: "search indexes", Status: Warn,
+			Message: fmt.Sprintf("%d search indexes are not built (%s): a seed or import into the empty store is running, or was interrupted; searches answer correctly but slowly", len(names), strings.Join(names, ", ")),
+			Fix:     "let the running seed or import finish; if none runs, smartgate migrate (or serve) builds them"})
 	}
 	return st, rs
 }

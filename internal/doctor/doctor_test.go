@@ -18,6 +18,7 @@ import (
 
 	"smartgate/internal/app"
 	"smartgate/internal/config"
+	"smartgate/internal/store/sqlstore"
 )
 
 func load(t *testing.T, flags map[string]string) *config.Loaded {
@@ -144,6 +145,28 @@ func TestDoctorOnFreshAndServedInstallations(t *testing.T) {
 	other.KEK = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	if k := find(Run(ctx, other, time.Now), "keys")[0]; k.Status != Fail || !strings.Contains(k.Message, "does not decrypt") {
 		t.Errorf("wrong KEK: %+v", k)
+	}
+
+	// A seed or import into the empty store that did not end: WARN until
+	// serve (or migrate) builds the indexes.
+	st, err := sqlstore.Open(ctx, cfg.Database, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deferred, err := st.BeginBulkLoad(ctx); err != nil || !deferred {
+		t.Fatalf("BeginBulkLoad = %v, %v", deferred, err)
+	}
+	st.Close()
+	if r := find(Run(ctx, cfg, time.Now), "search indexes"); len(r) != 1 || r[0].Status != Warn || !strings.Contains(r[0].Fix, "smartgate migrate") {
+		t.Errorf("indexes left unbuilt: %+v; want one WARN naming smartgate migrate", r)
+	}
+	a, err = app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{InitKeys: true, BuildIndexes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if r := find(Run(ctx, cfg, time.Now), "search indexes"); len(r) != 0 {
+		t.Errorf("after serve's start built them: %+v", r)
 	}
 
 	// A clock far in the past fails.

@@ -25,15 +25,48 @@ func (a *API) PrepareSeed(r SeedResource) (PreparedSeed, error) {
 	return PreparedSeed{store.Write{Type: r.Type, ID: r.ID, Body: body, Index: ix, MetaAt: metaAt}}, nil
 }
 
-// PrepareBulkLoad readies the store for a bulk load (seed, import) when
-// it can be tuned for one (SQLite: a larger write cache).
-func (a *API) PrepareBulkLoad(ctx context.Context) error {
-	if t, ok := a.store.(interface {
-		TuneForBulkLoad(context.Context) error
-	}); ok {
-		return t.TuneForBulkLoad(ctx)
+// BulkLoad is a bulk load's hold on the store (BeginBulkLoad).
+type BulkLoad struct {
+	// Deferred says the store builds its search indexes at the end of the
+	// load (a load into an empty SQLite store): searches beside the load
+	// answer correctly, only slower, until End.
+	Deferred bool
+	st       bulkLoader
+}
+
+// bulkLoader is a store that can be readied for a bulk load
+// (sqlstore.DB).
+type bulkLoader interface {
+	BeginBulkLoad(context.Context) (bool, error)
+	BuildDeferredIndexes(context.Context) ([]string, error)
+}
+
+// BeginBulkLoad readies the store for a bulk load (seed, import) where it
+// can be: on SQLite a larger write cache and, into an empty FHIR store,
+// search indexes built once at the end instead of row by row. The loader
+// calls End when it stops, whatever the outcome. A load that cannot ready
+// the store loads all the same, only slower: the error says why.
+func (a *API) BeginBulkLoad(ctx context.Context) (*BulkLoad, error) {
+	st, ok := a.store.(bulkLoader)
+	if !ok {
+		return &BulkLoad{}, nil
 	}
-	return nil
+	deferred, err := st.BeginBulkLoad(ctx)
+	return &BulkLoad{Deferred: deferred, st: st}, err
+}
+
+// End builds the indexes the load deferred, if any, and returns their
+// names; after End the store is as fast to search as it is after any
+// write. It runs even when ctx is cancelled (an interrupted load's data
+// is stored and must be searchable); if the build itself is stopped, the
+// next `smartgate migrate` or `serve` completes it. Calling End again
+// does nothing.
+func (b *BulkLoad) End(ctx context.Context) ([]string, error) {
+	if b == nil || !b.Deferred {
+		return nil, nil
+	}
+	b.Deferred = false
+	return b.st.BuildDeferredIndexes(context.WithoutCancel(ctx))
 }
 
 // SeedCounts says what SeedPrepared did.

@@ -467,3 +467,33 @@ func TestImportSummary(t *testing.T) {
 		t.Errorf("OK %v with %d files", s.OK(), len(s.Files))
 	}
 }
+
+// TestImportIntoEmptyStore: an import into an empty SQLite store builds
+// the search indexes once, before its first batch Bundle (whose
+// conditional entries search) or at the end; one into a store with
+// resources keeps them in place.
+func TestImportIntoEmptyStore(t *testing.T) {
+	im, st := newImporter(t, importer.Options{})
+	ctx := context.Background()
+	nd := write(t, "p.ndjson", patient("e1", "Empty")+"\n"+patient("e2", "Other")+"\n"+observation("eo1", "Patient/e1")+"\n")
+	batch := write(t, "b.json", bundle("batch",
+		`{"resource":`+patient("", "Empty")+`,"request":{"method":"POST","url":"Patient","ifNoneExist":"family=Empty"}}`))
+	s := im.Import(ctx, []string{nd, batch})
+	if d := cmp.Diff(importer.Counts{Created: 3, Unchanged: 1}, s.Counts); d != "" {
+		t.Errorf("counts (-want +got):\n%s\n%+v", d, s.Files)
+	}
+	if !s.OK() || s.IndexSeconds <= 0 || s.IndexError != "" {
+		t.Errorf("import into an empty store: OK %v, index build %.3f s, error %q; want the indexes built", s.OK(), s.IndexSeconds, s.IndexError)
+	}
+	if left, err := st.DeferredIndexes(ctx); err != nil || len(left) != 0 {
+		t.Errorf("indexes left unbuilt: %v, %v", left, err)
+	}
+	res, err := st.Search(ctx, store.Query{Type: "Observation", Where: store.InCompartment{Patients: []string{"e1"}}, Page: store.Page{Count: 10}})
+	if err != nil || len(res.Resources) != 1 {
+		t.Errorf("e1's compartment after the import: %d resources, %v; want 1", len(res.Resources), err)
+	}
+	s = im.Import(ctx, []string{nd})
+	if s.Unchanged != 3 || s.IndexSeconds != 0 {
+		t.Errorf("import into a store with resources: %+v, index build %.3f s; want 3 unchanged and no build", s.Counts, s.IndexSeconds)
+	}
+}

@@ -105,11 +105,16 @@ type Summary struct {
 	Seconds float64 `json:"seconds"`
 	// PerSecond is the entries counted per second of the whole import.
 	PerSecond float64 `json:"per_second"`
+	// IndexSeconds is the part of Seconds spent building the search
+	// indexes at the end (an import into an empty SQLite store), and
+	// IndexError why that failed.
+	IndexSeconds float64 `json:"index_seconds,omitempty"`
+	IndexError   string  `json:"index_error,omitempty"`
 }
 
 // OK reports whether every entry of every file was imported.
 func (s Summary) OK() bool {
-	if s.Failed > 0 {
+	if s.Failed > 0 || s.IndexError != "" {
 		return false
 	}
 	for _, f := range s.Files {

@@ -33,6 +33,7 @@ type Loader struct {
 
 	charts    atomic.Int64
 	resources atomic.Int64
+	indexing  atomic.Bool
 }
 
 // Summary is what a load did.
@@ -45,16 +46,22 @@ type Summary struct {
 	Unchanged int            `json:"unchanged"`
 	ByType    map[string]int `json:"by_type"`
 	Seconds   float64        `json:"seconds"`
-	PerSecond float64        `json:"resources_per_second"`
-	Groups    []string       `json:"groups"`
-	First     string         `json:"first_patient"`
-	Last      string         `json:"last_patient"`
+	// IndexSeconds is the part of Seconds spent building the search
+	// indexes at the end (a load into an empty SQLite store).
+	IndexSeconds float64  `json:"index_seconds,omitempty"`
+	PerSecond    float64  `json:"resources_per_second"`
+	Groups       []string `json:"groups"`
+	First        string   `json:"first_patient"`
+	Last         string   `json:"last_patient"`
 }
 
 // Progress is how many patients' charts and how many resources are stored.
 func (l *Loader) Progress() (patients, resources int64) {
 	return l.charts.Load(), l.resources.Load()
 }
+
+// Indexing says the load is building the search indexes it deferred.
+func (l *Loader) Indexing() bool { return l.indexing.Load() }
 
 // job is one unit of work: the directory (index -1), a chart, or the
 // Groups (index Patients()).
@@ -103,12 +110,34 @@ func describe(err error) string {
 // Run generates and stores the whole set: the directory, every chart, the
 // Groups. On an error, what was committed stays (each batch is one
 // transaction); running again completes the set.
+//
+// Into an empty SQLite store the search indexes are built at the end
+// (fhir.BulkLoad), also after an error or a cancelled ctx.
 func (l *Loader) Run(ctx context.Context) (Summary, error) {
-	g := l.Generator
-	if err := l.API.PrepareBulkLoad(ctx); err != nil {
+	bulk, err := l.API.BeginBulkLoad(ctx)
+	if err != nil {
 		return Summary{}, err
 	}
 	start := time.Now()
+	sum, err := l.run(ctx)
+	if bulk.Deferred {
+		l.indexing.Store(true)
+		defer l.indexing.Store(false)
+		built := time.Now()
+		if _, ierr := bulk.End(ctx); ierr != nil && err == nil {
+			err = fmt.Errorf("building the search indexes: %w", ierr)
+		}
+		sum.IndexSeconds = time.Since(built).Seconds()
+	}
+	elapsed := time.Since(start)
+	sum.Resources = int(l.resources.Load())
+	sum.Seconds = elapsed.Seconds()
+	sum.PerSecond = float64(sum.Resources) / elapsed.Seconds()
+	return sum, err
+}
+
+func (l *Loader) run(ctx context.Context) (Summary, error) {
+	g := l.Generator
 	batch, workers := l.Batch, l.Workers
 	if batch <= 0 {
 		batch = 1000
@@ -269,9 +298,5 @@ func (l *Loader) Run(ctx context.Context) (Summary, error) {
 	if err := wait(); err != nil {
 		return sum, err
 	}
-	elapsed := time.Since(start)
-	sum.Resources = int(l.resources.Load())
-	sum.Seconds = elapsed.Seconds()
-	sum.PerSecond = float64(sum.Resources) / elapsed.Seconds()
 	return sum, nil
 }

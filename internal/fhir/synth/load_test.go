@@ -40,6 +40,10 @@ func TestLoad(t *testing.T) {
 	if first.Created != first.Resources || first.Updated+first.Unchanged != 0 || first.Resources < 300 {
 		t.Fatalf("first load: %+v", first)
 	}
+	// Into the empty store: the search indexes built once, at the end.
+	if left, err := db.DeferredIndexes(ctx); err != nil || len(left) != 0 || first.IndexSeconds <= 0 {
+		t.Errorf("first load: index build %.3f s, left unbuilt %v (%v); want built at the end", first.IndexSeconds, left, err)
+	}
 	total := 0
 	for _, n := range first.ByType {
 		total += n
@@ -48,8 +52,8 @@ func TestLoad(t *testing.T) {
 		t.Errorf("by type adds up to %d, not %d", total, first.Resources)
 	}
 	again := load(3, 1000, 1)
-	if again.Unchanged != first.Resources || again.Created+again.Updated != 0 {
-		t.Errorf("second load of the same set: %+v; want everything unchanged", again)
+	if again.Unchanged != first.Resources || again.Created+again.Updated != 0 || again.IndexSeconds != 0 {
+		t.Errorf("second load of the same set: %+v; want everything unchanged, with the indexes in place", again)
 	}
 	more := load(4, 50, 3) // several writers (as on PostgreSQL), small batches
 	// The new chart is created; the Group of everyone changes, a cohort

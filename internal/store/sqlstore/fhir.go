@@ -72,16 +72,21 @@ func readResource(ctx context.Context, db *DB, q querier, typ, id string, access
 }
 
 // holds reports whether the resource with row key rid satisfies c.
-func (db *DB) holds(ctx context.Context, q querier, rid int64, typ string, c store.Cond) (bool, error) {
-	cb := &condBuilder{db: db}
-	where := cb.build(c, "r", typ)
-	args := append([]any{rid}, cb.args...)
-	var one int
-	err := q.QueryRowContext(ctx, db.q("SELECT 1 FROM fhir_resources r WHERE r.rid = ? AND "+where), args...).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
+func (db *DB) holds(ctx context.Context, q querier, rid int64, typ string, c store.Cond) (ok bool, err error) {
+	err = db.unhintedIfMissing(func() error {
+		cb := &condBuilder{db: db}
+		where := cb.build(c, "r", typ)
+		args := append([]any{rid}, cb.args...)
+		var one int
+		err := q.QueryRowContext(ctx, db.q("SELECT 1 FROM fhir_resources r WHERE r.rid = ? AND "+where), args...).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			ok = false
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
 }
 
 // ReadVersion implements store.FHIR.
@@ -111,6 +116,14 @@ func (db *DB) Search(ctx context.Context, q store.Query) (store.SearchResult, er
 }
 
 func (db *DB) search(ctx context.Context, qr querier, q store.Query) (res store.SearchResult, err error) {
+	err = db.unhintedIfMissing(func() error {
+		res, err = db.searchOnce(ctx, qr, q)
+		return err
+	})
+	return res, err
+}
+
+func (db *DB) searchOnce(ctx context.Context, qr querier, q store.Query) (res store.SearchResult, err error) {
 	res = store.SearchResult{Total: -1}
 	cb := &condBuilder{db: db}
 	where := "r.res_type = ? AND r.deleted = 0"
@@ -313,7 +326,15 @@ func (db *DB) includes(ctx context.Context, qr querier, from []int64, inc store.
 }
 
 // History implements store.FHIR.
-func (db *DB) History(ctx context.Context, q store.HistoryQuery) ([]store.HistoryEntry, bool, error) {
+func (db *DB) History(ctx context.Context, q store.HistoryQuery) (out []store.HistoryEntry, more bool, err error) {
+	err = db.unhintedIfMissing(func() error {
+		out, more, err = db.history(ctx, q)
+		return err
+	})
+	return out, more, err
+}
+
+func (db *DB) history(ctx context.Context, q store.HistoryQuery) ([]store.HistoryEntry, bool, error) {
 	var where []string
 	var args []any
 	if q.Type != "" {

@@ -407,7 +407,7 @@ func (b *condBuilder) probe(alias, table, where string) string {
 }
 
 func (b *condBuilder) probeBy(alias, table, index, where string) string {
-	if b.filter && !b.db.postgres {
+	if b.filter && !b.db.postgres && b.db.indexHints() {
 		return "EXISTS (SELECT 1 FROM " + table + " x INDEXED BY " + index + " WHERE x.rid = " + alias + ".rid AND " + where + ")"
 	}
 	return b.member(alias, "x.rid", table+" x", where)

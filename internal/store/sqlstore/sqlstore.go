@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -43,6 +44,10 @@ type DB struct {
 	assertErr  error
 
 	readStmts *stmtCache // SQLite: the statements of reads, kept prepared on the readers
+
+	// unhintedUntil (unix ns): searches name no index until then (a bulk
+	// load deferred one; bulkload.go).
+	unhintedUntil atomic.Int64
 }
 
 var _ store.Store = (*DB)(nil)
@@ -102,7 +107,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		// WAL lets readers run beside the one writer; busy_timeout makes a
 		// second process (the CLI beside a server) wait instead of failing;
 		// synchronous=NORMAL is durable across process crashes in WAL mode.
-		// (Bulk loads give the writer a larger page cache: TuneForBulkLoad.)
+		// (Bulk loads give the writer a larger page cache: BeginBulkLoad.)
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 		w, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_txlock=immediate")
 		if err != nil {
@@ -130,23 +135,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 
 func escapePath(p string) string {
 	return (&url.URL{Path: p}).EscapedPath()
-}
-
-// bulkLoadCacheKiB is the SQLite writer's page cache during a bulk load.
-const bulkLoadCacheKiB = 32 << 10
-
-// TuneForBulkLoad readies the store for a bulk load (smartgate seed and
-// import): on SQLite the writer's page cache grows from the default 2 MiB
-// to 32 MiB. A load touches the same hot index pages in every batch; with
-// 2 MiB it read them back from the file again and again (8 s of system
-// time of 26 s, loading into a database of 100k resources). A server keeps
-// the default: its writes are small, and every MiB is resident memory.
-func (db *DB) TuneForBulkLoad(ctx context.Context) error {
-	if db.postgres {
-		return nil
-	}
-	_, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", bulkLoadCacheKiB))
-	return err
 }
 
 // Dialect implements store.Admin.

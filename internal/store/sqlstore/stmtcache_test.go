@@ -84,26 +84,3 @@ func TestStmtCache(t *testing.T) {
 		t.Errorf("close: %v, %d left", err, c.l.Len())
 	}
 }
-
-// TestTuneForBulkLoad: the SQLite writer keeps SQLite's default page cache
-// (a server's writes are small) until a bulk load asks for 32 MiB.
-func TestTuneForBulkLoad(t *testing.T) {
-	ctx := context.Background()
-	db := migratedSQLite(t)
-	size := func() int {
-		var n int
-		if err := db.w.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if n := size(); n != -2000 {
-		t.Errorf("writer cache_size before a bulk load = %d, want SQLite's default -2000", n)
-	}
-	if err := db.TuneForBulkLoad(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := size(); n != -bulkLoadCacheKiB {
-		t.Errorf("writer cache_size during a bulk load = %d, want %d", n, -bulkLoadCacheKiB)
-	}
-}
