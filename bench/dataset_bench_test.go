@@ -21,14 +21,17 @@ import (
 // process against a seeded data dir, for CPU profiles of the server's side
 // without a network or a load generator:
 //
-//	cp -a ~/.cache/smartgate-bench/data/sqlite-100k-s1-v8-*/data /var/tmp/ds
+//	cp -a ~/.cache/smartgate-bench/data/sqlite-100k-s1-v10-*/data /var/tmp/ds
 //	BENCH_DATA_DIR=/var/tmp/ds BENCH_PATIENTS=616 go test ./bench -run '^$' \
 //	  -bench DataSet -benchtime 2000x -cpuprofile cpu.out
 //
 // BENCH_DATA_DIR is the data dir (changed: the server writes audit events
 // to it; use a copy), BENCH_PATIENTS the patients it was seeded with and
-// BENCH_SEED its seed (1). Each request has its own patient/*.rs token of
-// a random patient, as in the data benchmark.
+// BENCH_SEED its seed (1), BENCH_MAX_CONNS the SQLite readers (default
+// 8). Each request has its own patient/*.rs token of a random patient, as
+// in the data benchmark. search and include run one request at a time;
+// search-16 and include-16 run 16 at once, as data.sh's clients do
+// (compare their cpu-us/op).
 func BenchmarkDataSet(b *testing.B) {
 	dir := os.Getenv("BENCH_DATA_DIR")
 	if dir == "" {

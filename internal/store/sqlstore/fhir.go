@@ -622,7 +622,7 @@ func (t *fhirTx) index(ctx context.Context, rid int64, typ, id string, ix store.
 	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE res_type = ? AND res_id = ? AND via = ''"), typ, id); err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE via = ?"), typ+"/"+id); err != nil {
+	if _, err := t.exec(ctx, db.q("DELETE FROM fhir_compartment WHERE via = ? AND via <> ''"), typ+"/"+id); err != nil {
 		return err
 	}
 	b := &bulkRows{t: t, ctx: ctx}

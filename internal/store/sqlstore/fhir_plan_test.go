@@ -29,6 +29,8 @@ func TestFHIRQueriesUseIndexes(t *testing.T) {
 		{"name prefix", "Patient", store.StringMatch{Param: "name", Value: "shaw"}},
 		{"identifier", "Patient", store.TokenMatch{Param: "identifier", System: "http://hospital.example", Code: "123"}},
 		{"by id", "Patient", store.IDIn{IDs: []string{"p1"}}},
+		// Schema 11 dropped fhir_token_text: a :text filter probes by rid.
+		{"patient+code:text", "Observation", store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "code", Text: "glucose"}}},
 	}
 	for _, c := range cases {
 		cb := &condBuilder{db: db}
@@ -83,5 +85,16 @@ func TestIncludeQueriesUseIndexes(t *testing.T) {
 				t.Errorf("%+v: the references are walked, not searched by key:\n  %s", inc, strings.Join(plan, "\n  "))
 			}
 		}
+	}
+}
+
+// TestCompartmentViaIndex: the memberships a resource gave others are
+// found through the partial index of non-empty via (schema 11), not by a
+// walk of every membership.
+func TestCompartmentViaIndex(t *testing.T) {
+	db := migratedSQLite(t)
+	plan := strings.Join(queryPlan(t, db, "SELECT 1 FROM fhir_compartment WHERE via = ? AND via <> ''", "DocumentReference/d1"), "\n")
+	if !strings.Contains(plan, "INDEX fhir_compartment_via (via=?)") {
+		t.Errorf("the memberships given by a resource are not found by fhir_compartment_via:\n%s", plan)
 	}
 }
