@@ -566,6 +566,20 @@ func testFHIRPutNew(t *testing.T, b Backend) {
 	if err != nil || len(h) != 1 || h[0].Method != "update" || string(h[0].Body) != string(want) {
 		t.Fatalf("history of a PutNew with Method update: %+v %v", h, err)
 	}
+	// Methods that change within one call: each history row has its
+	// resource's method, body and time.
+	if err := bulk.WriteFHIR(c, func(tx store.FHIRTx) error {
+		return tx.PutNew(c, []store.Write{patient("p11", "a"), {Type: "Patient", ID: "p12", Body: []byte(`{"resourceType":"Patient","active":false}`), Method: "update"}, patient("p13", "c")})
+	}); err != nil {
+		t.Fatalf("PutNew with mixed methods: %v", err)
+	}
+	for id, method := range map[string]string{"p11": "create", "p12": "update", "p13": "create"} {
+		r, err := bulk.ReadResource(c, "Patient", id, nil)
+		h, _, herr := bulk.History(c, store.HistoryQuery{Type: "Patient", ID: id, Count: 5})
+		if err != nil || herr != nil || len(h) != 1 || h[0].Method != method || string(h[0].Body) != string(r.Body) || !h[0].LastUpdated.Equal(r.LastUpdated) || h[0].Version != 1 {
+			t.Errorf("Patient/%s after a PutNew with mixed methods: history %+v (%v), resource v%d %s (%v); want one %s row like the resource", id, h, herr, r.Version, r.Body, err, method)
+		}
+	}
 
 	// Written names the ids ever written, deleted ones too.
 	put(t, bulk, store.Write{Type: "Patient", ID: "p2", Delete: true})
