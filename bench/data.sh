@@ -447,7 +447,7 @@ fi
 
 echo
 echo "== medians of $ROUNDS rounds (load average: 1-minute values before each run, min-max)"
-jq -s -r 'def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+jq -s -r "$jq_median"'
   def la: map(.loadavg_before | split(" ")[0] | tonumber) | "\(min)-\(max)";
   group_by(.target + " " + .mode)[] | . as $g | .[0] as $f |
   if ($f.mode | split("@")[0] | IN("read", "search", "include", "transaction")) then

@@ -1,5 +1,10 @@
 # bench/lib.sh: helpers shared by bench/peers.sh and bench/data.sh (sourced).
 
+# jq_median defines median for jq programs (jq "$jq_median ..."): the
+# middle value, the mean of the two middle ones for an even count rounded
+# to 3 decimals (not 141.10000000000002), null for none.
+jq_median='def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 | . * 1000 | round / 1000 end;'
+
 # free_port prints a free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

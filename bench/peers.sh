@@ -406,7 +406,7 @@ echo "== medians of $ROUNDS runs; $CONCURRENCY keep-alive clients on loopback; t
 printf '| %-12s | %-14s | %7s | %6s | %6s | %13s | %12s | %7s | %13s | %6s | %11s | %s |\n' mode target "req/s" "p50 ms" "p99 ms" "server us/req" "server cores" "RSS MB" "client us/req" errors "other cores" "secrets / tokens"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' -------------- ---------------- --------- -------- -------- --------------- -------------- --------- --------------- -------- ------------- ------------------
 summary=$tmp/summary.jsonl
-jq -s -c 'def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+jq -s -c "$jq_median"'
   group_by(.mode + " " + .target)[] | {mode: .[0].mode, target: .[0].target, rps: (map(.rps) | median), p50: (map(.p50_ms) | median),
   p99: (map(.p99_ms) | median), cpu: (map(.server_cpu_us_per_req) | median), cores: (map(.server_cpu_cores) | median),
   rss: (map(.server_rss_mb) | max), client: (map(.client_cpu_us_per_req) | median), errors: (map(.errors) | add), other: (map(.other_cpu_cores) | max),
