@@ -52,24 +52,47 @@ func (db *DB) ReadResource(ctx context.Context, typ, id string, access store.Con
 }
 
 func readResource(ctx context.Context, db *DB, q querier, typ, id string, access store.Cond) (store.Resource, error) {
-	f, err := scanResource(q.QueryRowContext(ctx, db.q(readQuery), typ, id))
-	if err != nil {
-		return store.Resource{}, err
-	}
-	if access != nil {
-		ok, err := db.holds(ctx, q, f.Key, typ, access)
+	if access == nil {
+		f, err := scanResource(q.QueryRowContext(ctx, db.q(readQuery), typ, id))
 		if err != nil {
 			return store.Resource{}, err
 		}
-		if !ok {
-			return store.Resource{}, store.ErrAccessDenied
+		if f.Deleted {
+			return f.Resource, store.ErrGone
 		}
+		return f.Resource, nil
+	}
+	// The access check is a column of the same query: one statement per
+	// read instead of two (the second was a fifth of a read's CPU).
+	var f store.Found
+	err := db.unhintedIfMissing(func() error {
+		cb := &condBuilder{db: db}
+		where := cb.build(access, "r", typ)
+		var allowed int
+		var err error
+		f, err = scanResource(withColumn{q.QueryRowContext(ctx, db.q("SELECT "+resourceColumns+", CASE WHEN "+where+" THEN 1 ELSE 0 END FROM fhir_resources r WHERE r.res_type = ? AND r.res_id = ?"),
+			append(cb.args, typ, id)...), &allowed})
+		if err == nil && allowed == 0 {
+			err = store.ErrAccessDenied
+		}
+		return err
+	})
+	if err != nil {
+		return store.Resource{}, err
 	}
 	if f.Deleted {
 		return f.Resource, store.ErrGone
 	}
 	return f.Resource, nil
 }
+
+// withColumn scans one more column after the resource's.
+type withColumn struct {
+	r     rowScanner
+	extra any
+}
+
+func (w withColumn) Scan(dest ...any) error { return w.r.Scan(append(dest, w.extra)...) }
 
 // holds reports whether the resource with row key rid satisfies c.
 func (db *DB) holds(ctx context.Context, q querier, rid int64, typ string, c store.Cond) (ok bool, err error) {
