@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"smartgate/internal/store"
 )
@@ -23,16 +24,9 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 	b := &bulkRows{t: t, ctx: ctx}
 	for _, w := range ws {
 		now := db.now().UTC()
-		body := w.Body
-		if w.MetaAt == 0 || !store.Stamp(body, w.MetaAt, now) {
-			var err error
-			if body, err = store.SetMeta(w.Body, w.Type, w.ID, 1, now); err != nil {
-				return fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
-			}
-		}
-		method := w.Method
-		if method == "" {
-			method = "create"
+		body, method, err := newVersion(w, now)
+		if err != nil {
+			return err
 		}
 		var rid int64
 		text := string(body) // one copy for both rows
@@ -71,16 +65,9 @@ func (t *fhirTx) putNewSQLite(ctx context.Context, ws []store.Write) error {
 	b := &bulkRows{t: t, ctx: ctx}
 	for _, w := range ws {
 		now := db.now().UTC()
-		body := w.Body
-		if w.MetaAt == 0 || !store.Stamp(body, w.MetaAt, now) {
-			var err error
-			if body, err = store.SetMeta(w.Body, w.Type, w.ID, 1, now); err != nil {
-				return fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
-			}
-		}
-		method := w.Method
-		if method == "" {
-			method = "create"
+		body, method, err := newVersion(w, now)
+		if err != nil {
+			return err
 		}
 		last++
 		rid := last
@@ -105,6 +92,22 @@ func (t *fhirTx) putNewSQLite(ctx context.Context, ws []store.Write) error {
 		}
 	}
 	return nil
+}
+
+// newVersion is w's body as version 1 written at now (stamped in place
+// when MetaTemplate prepared it) and the method its history row records.
+func newVersion(w store.Write, now time.Time) (body []byte, method string, err error) {
+	body = w.Body
+	if w.MetaAt == 0 || !store.Stamp(body, w.MetaAt, now) {
+		if body, err = store.SetMeta(w.Body, w.Type, w.ID, 1, now); err != nil {
+			return nil, "", fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
+		}
+	}
+	method = w.Method
+	if method == "" {
+		method = "create"
+	}
+	return body, method, nil
 }
 
 // newConflict is the error of a bulk create that met an id written before
