@@ -48,6 +48,8 @@ type DB struct {
 	// unhintedUntil (unix ns): searches name no index until then (a bulk
 	// load deferred one; bulkload.go).
 	unhintedUntil atomic.Int64
+
+	ckpt *checkpointer // SQLite: the WAL's background checkpoints
 }
 
 var _ store.Store = (*DB)(nil)
@@ -109,7 +111,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		// synchronous=NORMAL is durable across process crashes in WAL mode.
 		// (Bulk loads give the writer a larger page cache: BeginBulkLoad.)
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
-		w, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_txlock=immediate")
+		// The writer checkpoints the WAL only as a backstop: checkpoint.go.
+		w, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", walBackstopPages)+"&_txlock=immediate")
 		if err != nil {
 			return nil, err
 		}
@@ -129,6 +132,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if !db.postgres {
+		c, err := startCheckpointer("file:" + escapePath(config.SQLitePath(dsn)) + "?_pragma=busy_timeout(10000)")
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		db.ckpt = c
 	}
 	return db, nil
 }
@@ -206,6 +217,7 @@ func (db *DB) Check(ctx context.Context) error {
 // Close implements store.Admin.
 func (db *DB) Close() error {
 	var errs []error
+	errs = append(errs, db.ckpt.close())
 	if db.assertStmt != nil {
 		errs = append(errs, db.assertStmt.Close())
 	}
