@@ -23,8 +23,7 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 	insRes := db.q("INSERT INTO fhir_resources (res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, 1, ?, 0, ?) RETURNING rid")
 	b := &bulkRows{t: t, ctx: ctx}
 	for _, w := range ws {
-		now := db.now().UTC()
-		body, method, err := newVersion(w, now)
+		now, body, method, err := t.newVersion(w)
 		if err != nil {
 			return err
 		}
@@ -52,7 +51,6 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 // of the same method, so each body is bound once. (A statement per
 // resource and each body bound twice were a third of the writer's time.)
 func (t *fhirTx) putNewSQLite(ctx context.Context, ws []store.Write) error {
-	db := t.db
 	var last int64
 	if err := t.queryRow(ctx, "SELECT COALESCE(MAX(rid), 0) FROM fhir_resources").Scan(&last); err != nil {
 		return err
@@ -64,8 +62,7 @@ func (t *fhirTx) putNewSQLite(ctx context.Context, ws []store.Write) error {
 	var runs []run
 	b := &bulkRows{t: t, ctx: ctx}
 	for _, w := range ws {
-		now := db.now().UTC()
-		body, method, err := newVersion(w, now)
+		now, body, method, err := t.newVersion(w)
 		if err != nil {
 			return err
 		}
@@ -94,20 +91,22 @@ func (t *fhirTx) putNewSQLite(ctx context.Context, ws []store.Write) error {
 	return nil
 }
 
-// newVersion is w's body as version 1 written at now (stamped in place
-// when MetaTemplate prepared it) and the method its history row records.
-func newVersion(w store.Write, now time.Time) (body []byte, method string, err error) {
+// newVersion is the time of w's write, its body as version 1 written then
+// (stamped in place when MetaTemplate prepared it) and the method its
+// history row records.
+func (t *fhirTx) newVersion(w store.Write) (now time.Time, body []byte, method string, err error) {
+	now = t.db.now().UTC()
 	body = w.Body
 	if w.MetaAt == 0 || !store.Stamp(body, w.MetaAt, now) {
 		if body, err = store.SetMeta(w.Body, w.Type, w.ID, 1, now); err != nil {
-			return nil, "", fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
+			return now, nil, "", fmt.Errorf("%s/%s: %w", w.Type, w.ID, err)
 		}
 	}
 	method = w.Method
 	if method == "" {
 		method = "create"
 	}
-	return body, method, nil
+	return now, body, method, nil
 }
 
 // newConflict is the error of a bulk create that met an id written before
