@@ -111,7 +111,7 @@ func BenchmarkDataSet(b *testing.B) {
 				do(b, c.reqs[k%len(c.reqs)])
 				k++
 			}
-			reportCPU(b, cpu0, cpuOK)
+			reportCPU(b, cpu0, cpuOK, b.N, "cpu-us/op")
 		})
 		// 16 requests at once, as data.sh's 16 clients: what concurrency
 		// costs on top. ns/op is wall time; cpu-us/op is what to compare
@@ -125,15 +125,7 @@ func BenchmarkDataSet(b *testing.B) {
 					do(b, c.reqs[int(next.Add(1))%len(c.reqs)])
 				}
 			})
-			reportCPU(b, cpu0, cpuOK)
+			reportCPU(b, cpu0, cpuOK, b.N, "cpu-us/op")
 		})
-	}
-}
-
-// reportCPU reports the process's CPU time per operation since cpu0 (the
-// timer's own accounting is wall time).
-func reportCPU(b *testing.B, cpu0 time.Duration, ok bool) {
-	if cpu1, _ := processCPU(); ok && b.N > 0 {
-		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 	}
 }

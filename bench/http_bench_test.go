@@ -169,11 +169,8 @@ func BenchmarkJWKSOverHTTP(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	cpu1, _ := processCPU()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-	if cpuOK {
-		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "client-cpu-us/req")
-	}
+	reportCPU(b, cpu0, cpuOK, b.N, "client-cpu-us/req")
 }
 
 // checkJWKS makes sure target answers with a JSON Web Key Set before the

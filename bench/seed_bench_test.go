@@ -66,10 +66,8 @@ func BenchmarkSeed(b *testing.B) {
 				n += sum.Resources
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "resources/s")
-			if cpu1, _ := processCPU(); cpuOK && n > 0 {
-				// includes the untimed store setup, a small part
-				b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(n), "cpu-us/resource")
-			}
+			// includes the untimed store setup, a small part
+			reportCPU(b, cpu0, cpuOK, n, "cpu-us/resource")
 		})
 	}
 }

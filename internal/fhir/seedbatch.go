@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"smartgate/internal/store"
 )
@@ -25,13 +27,19 @@ func (a *API) PrepareSeed(r SeedResource) (PreparedSeed, error) {
 	return PreparedSeed{store.Write{Type: r.Type, ID: r.ID, Body: body, Index: ix, MetaAt: metaAt}}, nil
 }
 
-// BulkLoad is a bulk load's hold on the store (BeginBulkLoad).
+// BulkLoad is a bulk load's hold on the store (BeginBulkLoad). Its
+// methods take a nil BulkLoad (no load begun) as one that deferred nothing.
 type BulkLoad struct {
-	// Deferred says the store builds its search indexes at the end of the
-	// load (a load into an empty SQLite store): searches beside the load
-	// answer correctly, only slower, until End.
-	Deferred bool
-	st       bulkLoader
+	st bulkLoader
+	// pending: the store deferred its search indexes to the end of the
+	// load (a load into an empty SQLite store) and End has not run;
+	// searches beside the load answer correctly, only slower.
+	pending  bool
+	building atomic.Bool
+	// Seconds is how long End spent building the deferred indexes, and
+	// Err why the build failed.
+	Seconds float64
+	Err     error
 }
 
 // bulkLoader is a store that can be readied for a bulk load
@@ -52,21 +60,29 @@ func (a *API) BeginBulkLoad(ctx context.Context) (*BulkLoad, error) {
 		return &BulkLoad{}, nil
 	}
 	deferred, err := st.BeginBulkLoad(ctx)
-	return &BulkLoad{Deferred: deferred, st: st}, err
+	return &BulkLoad{pending: deferred, st: st}, err
 }
 
-// End builds the indexes the load deferred, if any, and returns their
-// names; after End the store is as fast to search as it is after any
-// write. It runs even when ctx is cancelled (an interrupted load's data
-// is stored and must be searchable); if the build itself is stopped, the
-// next `smartgate migrate` or `serve` completes it. Calling End again
-// does nothing.
-func (b *BulkLoad) End(ctx context.Context) ([]string, error) {
-	if b == nil || !b.Deferred {
-		return nil, nil
+// Building says End is building the deferred indexes (for progress).
+func (b *BulkLoad) Building() bool { return b != nil && b.building.Load() }
+
+// End builds the indexes the load deferred, if any, recording how long
+// that took (Seconds) and why it failed (Err, also returned); after End
+// the store is as fast to search as it is after any write. It runs even
+// when ctx is cancelled (an interrupted load's data is stored and must be
+// searchable); if the build itself is stopped, the next `smartgate
+// migrate` or `serve` completes it. Calling End again does nothing.
+func (b *BulkLoad) End(ctx context.Context) error {
+	if b == nil || !b.pending {
+		return nil
 	}
-	b.Deferred = false
-	return b.st.BuildDeferredIndexes(context.WithoutCancel(ctx))
+	b.pending = false
+	b.building.Store(true)
+	defer b.building.Store(false)
+	start := time.Now()
+	_, b.Err = b.st.BuildDeferredIndexes(context.WithoutCancel(ctx))
+	b.Seconds = time.Since(start).Seconds()
+	return b.Err
 }
 
 // SeedCounts says what SeedPrepared did.

@@ -61,18 +61,12 @@ type Importer struct {
 	api *fhir.API
 	opt Options
 
-	file     atomic.Pointer[string]
-	read     atomic.Int64
-	size     atomic.Int64
-	entries  atomic.Int64
-	inFile   atomic.Int64 // entries done in the current file
-	indexing atomic.Bool
-
-	// bulk is Import's hold on the store; indexErr and indexSeconds say
-	// how building the indexes it deferred went.
-	bulk         *fhir.BulkLoad
-	indexErr     error
-	indexSeconds float64
+	file    atomic.Pointer[string]
+	read    atomic.Int64
+	size    atomic.Int64
+	entries atomic.Int64
+	inFile  atomic.Int64                  // entries done in the current file
+	bulk    atomic.Pointer[fhir.BulkLoad] // Import's hold on the store
 }
 
 // New returns an importer writing through api.
@@ -113,7 +107,7 @@ type Progress struct {
 
 // Progress returns how far the import is.
 func (im *Importer) Progress() Progress {
-	return Progress{File: *im.file.Load(), Read: im.read.Load(), Size: im.size.Load(), Entries: im.entries.Load(), FileEntries: im.inFile.Load(), Indexing: im.indexing.Load()}
+	return Progress{File: *im.file.Load(), Read: im.read.Load(), Size: im.size.Load(), Entries: im.entries.Load(), FileEntries: im.inFile.Load(), Indexing: im.bulk.Load().Building()}
 }
 
 // Import imports the files in order and sums up. A file that cannot be read
@@ -123,8 +117,8 @@ func (im *Importer) Import(ctx context.Context, paths []string) Summary {
 	start := im.opt.Now()
 	var s Summary
 	// A store that cannot be readied loads all the same, only slower.
-	im.bulk, _ = im.api.BeginBulkLoad(ctx)
-	im.indexErr, im.indexSeconds = nil, 0
+	bulk, _ := im.api.BeginBulkLoad(ctx)
+	im.bulk.Store(bulk)
 	for _, p := range paths {
 		if ctx.Err() != nil {
 			break
@@ -136,28 +130,16 @@ func (im *Importer) Import(ctx context.Context, paths []string) Summary {
 		s.Files = append(s.Files, fs)
 		s.Counts.add(fs.Counts)
 	}
-	im.endBulk(ctx)
-	s.IndexSeconds = im.indexSeconds
-	if im.indexErr != nil {
-		s.IndexError = "building the search indexes: " + im.indexErr.Error() + "; run smartgate migrate to build them"
+	_ = bulk.End(ctx) // nothing left to do when a batch or transaction Bundle ended it
+	if bulk.Err != nil {
+		s.IndexError = "building the search indexes: " + bulk.Err.Error() + "; run smartgate migrate to build them"
 	}
+	s.IndexSeconds = bulk.Seconds
 	s.Seconds = im.opt.Now().Sub(start).Seconds()
 	if s.Seconds > 0 {
 		s.PerSecond = float64(s.Total()) / s.Seconds
 	}
 	return s
-}
-
-// endBulk builds the indexes the import deferred, once.
-func (im *Importer) endBulk(ctx context.Context) {
-	if im.bulk == nil || !im.bulk.Deferred {
-		return
-	}
-	im.indexing.Store(true)
-	defer im.indexing.Store(false)
-	start := im.opt.Now()
-	_, im.indexErr = im.bulk.End(ctx)
-	im.indexSeconds = im.opt.Now().Sub(start).Seconds()
 }
 
 // ImportFile imports one file.
@@ -216,7 +198,8 @@ func (im *Importer) ImportFile(ctx context.Context, path string) FileSummary {
 	fs.Format = "bundle/" + h.Type
 	if h.Type == "transaction" || h.Type == "batch" {
 		// Their entries may be conditional (a search): with the indexes.
-		im.endBulk(ctx)
+		// (A failed build is in the summary: Import reads the BulkLoad.)
+		_ = im.bulk.Load().End(ctx)
 	}
 	switch h.Type {
 	case "transaction":

@@ -33,7 +33,7 @@ type Loader struct {
 
 	charts    atomic.Int64
 	resources atomic.Int64
-	indexing  atomic.Bool
+	bulk      atomic.Pointer[fhir.BulkLoad]
 }
 
 // Summary is what a load did.
@@ -61,7 +61,7 @@ func (l *Loader) Progress() (patients, resources int64) {
 }
 
 // Indexing says the load is building the search indexes it deferred.
-func (l *Loader) Indexing() bool { return l.indexing.Load() }
+func (l *Loader) Indexing() bool { return l.bulk.Load().Building() }
 
 // job is one unit of work: the directory (index -1), a chart, or the
 // Groups (index Patients()).
@@ -118,17 +118,13 @@ func (l *Loader) Run(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	l.bulk.Store(bulk)
 	start := time.Now()
 	sum, err := l.run(ctx)
-	if bulk.Deferred {
-		l.indexing.Store(true)
-		defer l.indexing.Store(false)
-		built := time.Now()
-		if _, ierr := bulk.End(ctx); ierr != nil && err == nil {
-			err = fmt.Errorf("building the search indexes: %w", ierr)
-		}
-		sum.IndexSeconds = time.Since(built).Seconds()
+	if ierr := bulk.End(ctx); ierr != nil && err == nil {
+		err = fmt.Errorf("building the search indexes: %w", ierr)
 	}
+	sum.IndexSeconds = bulk.Seconds
 	elapsed := time.Since(start)
 	sum.Resources = int(l.resources.Load())
 	sum.Seconds = elapsed.Seconds()

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -58,13 +59,13 @@ func (db *DB) BeginBulkLoad(ctx context.Context) (deferred bool, err error) {
 		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM fhir_resources LIMIT 1").Scan(&any); {
 		case err == nil:
 			return nil // not empty
-		case err != sql.ErrNoRows:
+		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
 		for _, name := range deferredIndexes {
 			var def string
 			switch err := tx.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", name).Scan(&def); {
-			case err == sql.ErrNoRows:
+			case errors.Is(err, sql.ErrNoRows):
 				continue // deferred already, by a load that did not end
 			case err != nil:
 				return err
@@ -114,7 +115,7 @@ func (db *DB) BuildDeferredIndexes(ctx context.Context) ([]string, error) {
 		err := db.tx(ctx, 0, func(tx *sql.Tx) error {
 			var def string
 			switch err := tx.QueryRowContext(ctx, "SELECT sql FROM fhir_deferred_indexes WHERE name = ?", name).Scan(&def); {
-			case err == sql.ErrNoRows:
+			case errors.Is(err, sql.ErrNoRows):
 				return nil // built meanwhile by another process
 			case err != nil:
 				return err

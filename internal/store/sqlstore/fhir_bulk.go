@@ -30,10 +30,7 @@ func (t *fhirTx) PutNew(ctx context.Context, ws []store.Write) error {
 		var rid int64
 		text := string(body) // one copy for both rows
 		if err := t.queryRow(ctx, insRes, w.Type, w.ID, micros(now), text).Scan(&rid); err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("%s/%s was written before: %w", w.Type, w.ID, store.ErrConflict)
-			}
-			return err
+			return newConflict(err, []store.Write{w})
 		}
 		b.add(historyTable, rid, w.Type, w.ID, 1, micros(now), 0, method, text)
 		b.addIndex(rid, w.Type, w.ID, w.Index)
@@ -110,7 +107,8 @@ func (t *fhirTx) newVersion(w store.Write) (now time.Time, body []byte, method s
 }
 
 // newConflict is the error of a bulk create that met an id written before
-// (ErrConflict, naming the id when the batch has one resource).
+// (ErrConflict, naming the id when the batch has one resource); other
+// errors pass as they are.
 func newConflict(err error, ws []store.Write) error {
 	if !isUniqueViolation(err) {
 		return err

@@ -110,16 +110,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		// second process (the CLI beside a server) wait instead of failing;
 		// synchronous=NORMAL is durable across process crashes in WAL mode.
 		// (Bulk loads give the writer a larger page cache: BeginBulkLoad.)
+		file := "file:" + escapePath(path)
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 		// The writer checkpoints the WAL only as a backstop: checkpoint.go.
-		w, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", walBackstopPages)+"&_txlock=immediate")
+		w, err := sql.Open("sqlite", file+"?"+pragmas+fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", walBackstopPages)+"&_txlock=immediate")
 		if err != nil {
 			return nil, err
 		}
 		w.SetMaxOpenConns(1)
 		w.SetMaxIdleConns(1)
 		w.SetConnMaxLifetime(0)
-		r, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_pragma=query_only(1)")
+		r, err := sql.Open("sqlite", file+"?"+pragmas+"&_pragma=query_only(1)")
 		if err != nil {
 			w.Close()
 			return nil, err
@@ -128,18 +129,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		r.SetMaxIdleConns(opts.MaxConns)
 		db.w, db.r = w, r
 		db.readStmts = newStmtCache(r, 256)
+		if db.ckpt, err = startCheckpointer(file + "?_pragma=busy_timeout(10000)"); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
-	}
-	if !db.postgres {
-		c, err := startCheckpointer("file:" + escapePath(config.SQLitePath(dsn)) + "?_pragma=busy_timeout(10000)")
-		if err != nil {
-			db.Close()
-			return nil, err
-		}
-		db.ckpt = c
 	}
 	return db, nil
 }
