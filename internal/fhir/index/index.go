@@ -62,15 +62,13 @@
 package index
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"smartgate/internal/fhir/index/fhirpath"
 	"smartgate/internal/fhir/spec"
+	"smartgate/internal/fhir/validate"
 	"smartgate/internal/store"
 )
 
@@ -160,17 +158,9 @@ func Extract(typ string, body []byte, base string) (store.Index, error) {
 
 // decode reads one JSON object, numbers as json.Number.
 func decode(body []byte) (map[string]any, error) {
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	var res map[string]any
-	if err := d.Decode(&res); err != nil {
+	res, err := validate.Decode(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if res == nil {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the resource", ErrMalformed)
 	}
 	return res, nil
 }

@@ -3,6 +3,8 @@ package validate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -83,5 +85,56 @@ func TestUnescape(t *testing.T) {
 		if got := string(unescape([]byte(in))); got != want {
 			t.Errorf("unescape(%q): got %q, want %q", in, got, want)
 		}
+	}
+}
+
+// FuzzDecode checks Decode against encoding/json with UseNumber: the same
+// values for every object both accept, and a refusal only where
+// encoding/json refuses too (or the body is not an object).
+func FuzzDecode(f *testing.F) {
+	for _, b := range validFiles(f) {
+		f.Add(b)
+	}
+	for _, in := range []string{`{}`, `{"a":1,"a":2}`, `{"a":"\u00e9\ud800x","b\n":[1.50,-0e3,true,false,null,{}]}`, `[1]`, `{"a":}`} {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := Decode(body)
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		var want map[string]any
+		jerr := dec.Decode(&want)
+		if jerr == nil {
+			if _, terr := dec.Token(); terr == nil {
+				jerr = errors.New("data after the value")
+			}
+		}
+		if err != nil {
+			return // the parser is stricter (UTF-8, depth); TestParserAgreesWithEncodingJSON covers refusals
+		}
+		if jerr != nil {
+			t.Fatalf("Decode(%q): accepted, but encoding/json says %v", body, jerr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("Decode(%q) = %#v, encoding/json gives %#v", body, got, want)
+		}
+	})
+}
+
+// TestDecode runs the seeds of FuzzDecode and every valid test file, and
+// checks the refusals that name why.
+func TestDecode(t *testing.T) {
+	for _, in := range []string{`[1]`, `"x"`, `{"a":}`, `{} x`, "{\"a\":\"\xff\"}"} {
+		if _, err := Decode([]byte(in)); err == nil {
+			t.Errorf("Decode(%q): accepted", in)
+		}
+	}
+	got, err := Decode([]byte(`{"a":"\u00e9","a\"":[1.50,null,{"b":false}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"a": "é", `a"`: []any{json.Number("1.50"), nil, map[string]any{"b": false}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode = %#v, want %#v", got, want)
 	}
 }
