@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -603,6 +604,38 @@ func BenchmarkExtract(b *testing.B) {
 	for b.Loop() {
 		if _, err := Extract("Observation", body, base); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestExtractDetachesStrings: the rows' strings are one block of their
+// own, laid out in eachString's order, so that they do not keep the
+// decoded body alive (see detach).
+func TestExtractDetachesStrings(t *testing.T) {
+	for _, tt := range extractTests {
+		body, err := os.ReadFile(filepath.Join("testdata", tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := Extract(tt.typ, body, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var next uintptr
+		n := 0
+		eachString(&idx, func(s *string) {
+			if *s == "" {
+				return
+			}
+			p := uintptr(unsafe.Pointer(unsafe.StringData(*s)))
+			if n > 0 && p != next {
+				t.Errorf("%s: %q is not where the previous row string ended", tt.file, *s)
+			}
+			next = p + uintptr(len(*s))
+			n++
+		})
+		if n == 0 {
+			t.Errorf("%s: no row strings", tt.file)
 		}
 	}
 }

@@ -241,6 +241,67 @@ func (b *builder) finish() {
 	x.Links = sortRows(x.Links, func(a, b store.Membership) int {
 		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Patient, b.Patient))
 	})
+	detach(x)
+}
+
+// detach copies the strings of x's rows (all but the parameter codes,
+// which come from package spec) into one new block. The decoded resource's
+// strings are slices of one copy of its body (validate.Decode), so a row
+// holding one would keep the whole body alive for as long as the rows
+// wait to be written: about a body's size more a resource in a bulk
+// load's queues. One allocation instead of one a value.
+func detach(x *store.Index) {
+	n := 0
+	eachString(x, func(s *string) { n += len(*s) })
+	var b strings.Builder
+	b.Grow(n)
+	eachString(x, func(s *string) { b.WriteString(*s) })
+	block, off := b.String(), 0
+	eachString(x, func(s *string) {
+		*s = block[off : off+len(*s)]
+		off += len(*s)
+	})
+}
+
+// eachString calls f with every string field of x's rows but Param.
+func eachString(x *store.Index, f func(*string)) {
+	for i := range x.Tokens {
+		r := &x.Tokens[i]
+		f(&r.System)
+		f(&r.Code)
+		f(&r.Text)
+	}
+	for i := range x.Strings {
+		r := &x.Strings[i]
+		f(&r.Norm)
+		f(&r.Exact)
+	}
+	for i := range x.Refs {
+		r := &x.Refs[i]
+		f(&r.Type)
+		f(&r.ID)
+		f(&r.URL)
+		f(&r.IdentSystem)
+		f(&r.IdentValue)
+	}
+	for i := range x.Quantities {
+		r := &x.Quantities[i]
+		f(&r.System)
+		f(&r.Code)
+		f(&r.Unit)
+	}
+	for i := range x.URIs {
+		f(&x.URIs[i].Value)
+	}
+	for i := range x.Patients {
+		f(&x.Patients[i])
+	}
+	for i := range x.Links {
+		r := &x.Links[i]
+		f(&r.Type)
+		f(&r.ID)
+		f(&r.Patient)
+	}
 }
 
 func sortRows[T comparable](rows []T, compare func(a, b T) int) []T {
