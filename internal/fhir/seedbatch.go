@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,10 @@ func (b *BulkLoad) End(ctx context.Context) error {
 	b.building.Store(true)
 	defer b.building.Store(false)
 	start := time.Now()
+	// The load's garbage is done with: give its heap back before SQLite's
+	// sorters take their memory, or the two add up (the 1M seed's largest
+	// RSS, 273-309 MB, was in the build; the load's own stayed under 200).
+	debug.FreeOSMemory()
 	_, b.Err = b.st.BuildDeferredIndexes(context.WithoutCancel(ctx))
 	b.Seconds = time.Since(start).Seconds()
 	return b.Err
