@@ -24,6 +24,7 @@ import (
 const (
 	maxCriteria    = 100  // search-parameter occurrences in one search
 	maxOrValues    = 100  // comma-separated values of one occurrence
+	maxValues      = 1000 // values over every occurrence of one search
 	maxIDs         = 1000 // values of _id
 	maxValueLength = 1024 // bytes of one search value
 
@@ -179,13 +180,22 @@ func (a *API) parseSearch(typ string, params url.Values, strict bool) (*search, 
 	}
 	slices.Sort(names)
 	var and store.And
-	criteria := 0
+	criteria, compared := 0, 0
 	for _, name := range names {
 		values := params[name]
 		if !controlParams[name] {
 			criteria += len(values)
 			if criteria > maxCriteria {
 				return nil, searchError(name, "a search may use at most %d parameter occurrences; split it into several searches", maxCriteria)
+			}
+			// Each value is a bound SQL value or more (SQLite allows
+			// 32,766 in one statement): bounded over the whole search,
+			// not only per occurrence.
+			for _, v := range values {
+				compared += len(splitOr(v))
+			}
+			if compared > maxValues {
+				return nil, searchError(name, "a search may compare at most %d values in all (the comma-separated values of every parameter), and this one reaches %d here; split it into several searches", maxValues, compared)
 			}
 		}
 		for _, v := range values {
