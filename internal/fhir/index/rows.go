@@ -265,42 +265,35 @@ func detach(x *store.Index) {
 
 // eachString calls f with every string field of x's rows but Param.
 func eachString(x *store.Index, f func(*string)) {
+	each := func(ss ...*string) {
+		for _, s := range ss {
+			f(s)
+		}
+	}
 	for i := range x.Tokens {
 		r := &x.Tokens[i]
-		f(&r.System)
-		f(&r.Code)
-		f(&r.Text)
+		each(&r.System, &r.Code, &r.Text)
 	}
 	for i := range x.Strings {
-		r := &x.Strings[i]
-		f(&r.Norm)
-		f(&r.Exact)
+		each(&x.Strings[i].Norm, &x.Strings[i].Exact)
 	}
 	for i := range x.Refs {
 		r := &x.Refs[i]
-		f(&r.Type)
-		f(&r.ID)
-		f(&r.URL)
-		f(&r.IdentSystem)
-		f(&r.IdentValue)
+		each(&r.Type, &r.ID, &r.URL, &r.IdentSystem, &r.IdentValue)
 	}
 	for i := range x.Quantities {
 		r := &x.Quantities[i]
-		f(&r.System)
-		f(&r.Code)
-		f(&r.Unit)
+		each(&r.System, &r.Code, &r.Unit)
 	}
 	for i := range x.URIs {
-		f(&x.URIs[i].Value)
+		each(&x.URIs[i].Value)
 	}
 	for i := range x.Patients {
-		f(&x.Patients[i])
+		each(&x.Patients[i])
 	}
 	for i := range x.Links {
 		r := &x.Links[i]
-		f(&r.Type)
-		f(&r.ID)
-		f(&r.Patient)
+		each(&r.Type, &r.ID, &r.Patient)
 	}
 }
 
