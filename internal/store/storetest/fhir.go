@@ -141,8 +141,21 @@ func testFHIRVersions(t *testing.T, b Backend) {
 		t.Fatalf("search after delete = %+v, %v", res, err)
 	}
 	// Re-creating after a delete continues the version sequence.
-	if r := put(t, s, patient("p1", "back")); r.Version != 4 {
-		t.Fatalf("re-create = version %d, want 4", r.Version)
+	r4 := put(t, s, patient("p1", "back"))
+	if r4.Version != 4 {
+		t.Fatalf("re-create = version %d, want 4", r4.Version)
+	}
+	// Every version keeps its own body: the current one's, the one a
+	// delete ended and the one an update ended (the store may keep the
+	// current version's body once, in the resource's row).
+	for _, want := range []store.Resource{r1, r2, r4} {
+		got, err := s.ReadVersion(c, "Patient", "p1", want.Version)
+		if err != nil || string(got.Body) != string(want.Body) {
+			t.Fatalf("vread %d = %s, %v; want %s", want.Version, got.Body, err, want.Body)
+		}
+	}
+	if got, err := s.ReadVersion(c, "Patient", "p1", 3); err != nil || !got.Deleted || got.Body != nil {
+		t.Fatalf("vread 3 (the delete) = %+v, %v", got, err)
 	}
 	h, more, err := s.History(c, store.HistoryQuery{Type: "Patient", ID: "p1", Count: 10})
 	if err != nil || more || len(h) != 4 {
@@ -154,6 +167,20 @@ func testFHIRVersions(t *testing.T, b Backend) {
 	}
 	if !slices.Equal(versions, []int64{4, 3, 2, 1}) || !h[1].Deleted || h[1].Method != "delete" {
 		t.Fatalf("history versions = %v (deleted %v)", versions, h[1].Deleted)
+	}
+	for i, want := range [][]byte{r4.Body, nil, r2.Body, r1.Body} {
+		if string(h[i].Body) != string(want) {
+			t.Fatalf("history entry of version %d: body %s, want %s", h[i].Version, h[i].Body, want)
+		}
+	}
+	// And once more after an update of the current version: version 4
+	// becomes history.
+	r5 := put(t, s, patient("p1", "again"))
+	if got, err := s.ReadVersion(c, "Patient", "p1", 4); err != nil || string(got.Body) != string(r4.Body) {
+		t.Fatalf("vread 4 after version 5 = %s, %v; want %s", got.Body, err, r4.Body)
+	}
+	if got, err := s.ReadVersion(c, "Patient", "p1", 5); err != nil || string(got.Body) != string(r5.Body) {
+		t.Fatalf("vread 5 = %s, %v; want %s", got.Body, err, r5.Body)
 	}
 }
 
