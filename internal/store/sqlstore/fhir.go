@@ -113,11 +113,11 @@ func (db *DB) holds(ctx context.Context, q querier, rid int64, typ string, c sto
 }
 
 // historyBody is a history row's body. The row of a resource's current
-// version holds none (''): its body is the resource row's, stored once
-// (writing every body twice was about a tenth of a bulk load's writer).
-// When a version stops being current, Put copies the body into its
-// history row first (keepBody). A deleted version has no body; rows
-// written before this holds keep their copy, which is used as it is.
+// version holds none (an empty string): its body is the resource row's,
+// stored once (twice, it was a quarter of a store's size). When a version
+// stops being current, Put copies the body into its history row first
+// (keepBody). A deleted version has no body; rows written before this
+// held keep their copy, which is used as it is.
 const historyBody = "CASE WHEN fhir_history.body = '' AND fhir_history.deleted = 0" +
 	" THEN (SELECT r.body FROM fhir_resources r WHERE r.rid = fhir_history.rid) ELSE fhir_history.body END"
 
