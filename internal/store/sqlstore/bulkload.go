@@ -54,6 +54,9 @@ func (db *DB) BeginBulkLoad(ctx context.Context) (deferred bool, err error) {
 	if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", bulkLoadCacheKiB)); err != nil {
 		return false, err
 	}
+	if err := db.prepareBulk(ctx); err != nil {
+		return false, err
+	}
 	err = db.tx(ctx, 0, func(tx *sql.Tx) error {
 		var any int
 		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM fhir_resources LIMIT 1").Scan(&any); {
@@ -182,4 +185,37 @@ func (db *DB) unhintedIfMissing(fn func() error) error {
 		err = fn()
 	}
 	return err
+}
+
+// prepareBulk prepares the bulk INSERTs on SQLite's writer, once: each
+// transaction of a load then runs them (Tx.StmtContext finds them prepared
+// on the writer's one connection) instead of parsing them again. It must
+// run outside a transaction, which holds that connection.
+func (db *DB) prepareBulk(ctx context.Context) error {
+	if db.postgres || db.bulkStmts.Load() != nil {
+		return nil
+	}
+	m := map[string]*sql.Stmt{}
+	for t := range bulkTables {
+		if t == historyTable {
+			continue // SQLite copies history rows with INSERT ... SELECT
+		}
+		for k := range bulkSizes {
+			q := db.bulkQuery(t, k)
+			st, err := db.w.PrepareContext(ctx, q)
+			if err != nil {
+				for _, st := range m {
+					st.Close()
+				}
+				return err
+			}
+			m[q] = st
+		}
+	}
+	if !db.bulkStmts.CompareAndSwap(nil, &m) {
+		for _, st := range m {
+			st.Close()
+		}
+	}
+	return nil
 }

@@ -482,9 +482,14 @@ func (t *fhirTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := t.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
+	var st *sql.Stmt
+	if m := t.db.bulkStmts.Load(); m != nil && (*m)[query] != nil {
+		st = t.tx.StmtContext(ctx, (*m)[query]) // prepared already (prepareBulk)
+	} else {
+		var err error
+		if st, err = t.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
 	}
 	if t.stmts == nil {
 		t.stmts = map[string]*sql.Stmt{}

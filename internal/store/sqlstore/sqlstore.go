@@ -45,6 +45,11 @@ type DB struct {
 
 	readStmts *stmtCache // SQLite: the statements of reads, kept prepared on the readers
 
+	// bulkStmts (SQLite): the bulk INSERTs' statements, prepared on the
+	// writer by the first bulk load (prepareBulk) and kept for the next
+	// transactions; nil before.
+	bulkStmts atomic.Pointer[map[string]*sql.Stmt]
+
 	// unhintedUntil (unix ns): searches name no index until then (a bulk
 	// load deferred one; bulkload.go).
 	unhintedUntil atomic.Int64
@@ -220,6 +225,11 @@ func (db *DB) Close() error {
 	}
 	if db.readStmts != nil {
 		errs = append(errs, db.readStmts.close())
+	}
+	if m := db.bulkStmts.Load(); m != nil {
+		for _, st := range *m {
+			errs = append(errs, st.Close())
+		}
 	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
