@@ -231,3 +231,43 @@ func TestBulkLoadPostgres(t *testing.T) {
 		t.Errorf("DeferredIndexes on PostgreSQL = %v, %v", listed, err)
 	}
 }
+
+// TestBulkShapes: rows go out in the fixed statement sizes whatever their
+// count (counts around each size's edges), before a bulk load prepared the
+// statements and after, and every row lands once.
+func TestBulkShapes(t *testing.T) {
+	ctx := context.Background()
+	db := migratedSQLite(t)
+	count := func(table string) int {
+		var n int
+		if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	total := 0
+	for i, n := range []int{1, 3, 4, 5, 63, 64, 65, 255, 256, 257, 341, 600} {
+		if i == 6 {
+			if _, err := db.BeginBulkLoad(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if db.bulkStmts.Load() == nil {
+				t.Fatal("BeginBulkLoad prepared no bulk statements")
+			}
+		}
+		p := fmt.Sprintf("p%d", i)
+		putObservations(t, db, p, 0, n)
+		total += n
+		for _, table := range []string{"fhir_resources", "fhir_history", "fhir_token", "fhir_date", "fhir_ref", "fhir_compartment"} {
+			if got := count(table); got != total {
+				t.Fatalf("after %d resources (batch of %d): %s has %d rows", total, n, table, got)
+			}
+		}
+	}
+	if _, err := db.BuildDeferredIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := codeSearch(t, db, "p11", "0"); got != 200 {
+		t.Errorf("p11's Observations of code 0 = %d, want 200", got)
+	}
+}
