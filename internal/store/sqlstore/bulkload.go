@@ -201,7 +201,7 @@ func (db *DB) prepareBulk(ctx context.Context) error {
 			continue // SQLite copies history rows with INSERT ... SELECT
 		}
 		for k := range bulkSizes {
-			q := db.bulkQuery(t, k)
+			q := bulkQueries[t][k]
 			st, err := db.w.PrepareContext(ctx, q)
 			if err != nil {
 				for _, st := range m {

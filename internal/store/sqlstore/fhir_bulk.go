@@ -222,16 +222,17 @@ const (
 )
 
 // bulkSizes are the row counts of the bulk INSERTs. A table's rows go out
-// in statements of these sizes, the largest that fits first, so that every
-// statement has one of a few fixed shapes: a bulk load prepares them once
-// (prepareBulk) instead of in every transaction, where parsing them was
-// 7% of the writer's time. The largest, with at most 8 columns, is 2,048
-// bind variables, under SQLite's 32,766 and PostgreSQL's 65,535.
+// in batches of the largest. On SQLite, once a bulk load has prepared the
+// statements of these sizes (prepareBulk), the rest go out in them too,
+// the largest that fits first, so that every statement has one of a few
+// fixed shapes, parsed once rather than in every transaction (parsing was
+// 7% of the writer's time). Otherwise the rest are one statement of their
+// count. The largest, with at most 8 columns, is 2,048 bind variables,
+// under SQLite's 32,766 and PostgreSQL's 65,535.
 var bulkSizes = [...]int{256, 64, 16, 4, 1}
 
-// bulkQueries[table][k] inserts bulkSizes[k] rows into bulkTables[table]
-// (SQLite's form: OR FAIL; PostgreSQL gets the plain INSERT from
-// bulkQuery).
+// bulkQueries[table][k] inserts bulkSizes[k] rows into bulkTables[table],
+// in SQLite's form (OR FAIL; flush writes PostgreSQL's).
 var bulkQueries = func() (q [len(bulkTables)][len(bulkSizes)]string) {
 	for t, spec := range bulkTables {
 		row := "(" + placeholders(strings.Count(spec.cols, ",")+1) + ")"
@@ -244,15 +245,6 @@ var bulkQueries = func() (q [len(bulkTables)][len(bulkSizes)]string) {
 	}
 	return q
 }()
-
-// bulkQuery is bulkQueries[table][k] for db's engine (PostgreSQL has no OR
-// FAIL, and numbers its placeholders).
-func (db *DB) bulkQuery(table, k int) string {
-	if db.postgres {
-		return db.q(strings.Replace(bulkQueries[table][k], "INSERT OR FAIL INTO ", "INSERT INTO ", 1))
-	}
-	return bulkQueries[table][k]
-}
 
 // bulkRows collects the rows of each bulk table.
 type bulkRows struct {
@@ -277,14 +269,31 @@ func (b *bulkRows) add(table int, vals ...any) {
 func (b *bulkRows) flush(table int) error {
 	n, args := b.n[table], b.args[table]
 	b.args[table], b.n[table] = b.args[table][:0], 0
-	cols := len(args) / max(n, 1)
+	if n == 0 {
+		return nil
+	}
+	if b.t.db.bulkStmts.Load() == nil {
+		// No bulk load prepared the fixed shapes (PostgreSQL, whose driver
+		// caches statements itself, or a server's own writes, a few rows
+		// a table): one statement of exactly n rows, prepared in this
+		// transaction, rather than several of the fixed sizes.
+		spec := bulkTables[table]
+		row := "(" + placeholders(strings.Count(spec.cols, ",")+1) + ")"
+		q := strings.Replace(bulkQueries[table][len(bulkSizes)-1], row, row+strings.Repeat(", "+row, n-1), 1)
+		if b.t.db.postgres {
+			q = strings.Replace(q, "INSERT OR FAIL INTO ", "INSERT INTO ", 1)
+		}
+		_, err := b.t.exec(b.ctx, b.t.db.q(q), args...)
+		return err
+	}
+	cols := len(args) / n
 	for k := 0; n > 0; {
 		if bulkSizes[k] > n {
 			k++
 			continue
 		}
 		m := bulkSizes[k]
-		if _, err := b.t.exec(b.ctx, b.t.db.bulkQuery(table, k), args[:m*cols]...); err != nil {
+		if _, err := b.t.exec(b.ctx, bulkQueries[table][k], args[:m*cols]...); err != nil {
 			return err
 		}
 		args, n = args[m*cols:], n-m
