@@ -31,16 +31,16 @@ func setMeta(body []byte, typ, id string, version int64, at time.Time, checked b
 		return nil, 0, 0, notObject
 	}
 	var metas []member
-	hasMeta := false
 	for _, m := range members {
-		if m.name == "meta" && len(m.raw) > 0 && string(m.raw) != "null" {
-			// the last one counts, as in encoding/json
+		if m.name != "meta" {
+			continue
+		}
+		// the last one counts, as in encoding/json; null is none
+		metas = nil
+		if string(m.raw) != "null" {
 			if metas, ok = objectMembers(m.raw); !ok {
 				return nil, 0, 0, fmt.Errorf("meta is not a JSON object")
 			}
-			hasMeta = true
-		} else if m.name == "meta" {
-			metas, hasMeta = nil, false
 		}
 	}
 	var b bytes.Buffer
@@ -50,15 +50,13 @@ func setMeta(body []byte, typ, id string, version int64, at time.Time, checked b
 	b.WriteString(`,"id":`)
 	appendJSONString(&b, id)
 	metaAt = b.Len()
-	if hasMeta || version > 0 {
-		if version > 0 {
-			var vb, tb [40]byte
-			metas = append(metas,
-				member{name: "versionId", key: []byte(`"versionId"`), raw: strconv.AppendQuote(vb[:0], strconv.FormatInt(version, 10))},
-				member{name: "lastUpdated", key: []byte(`"lastUpdated"`), raw: strconv.AppendQuote(tb[:0], at.UTC().Format(lastUpdatedLayout))})
-		}
-		writeMeta(&b, metas)
+	if version > 0 {
+		var vb, tb [40]byte
+		metas = append(metas,
+			member{name: "versionId", key: []byte(`"versionId"`), raw: strconv.AppendQuote(vb[:0], strconv.FormatInt(version, 10))},
+			member{name: "lastUpdated", key: []byte(`"lastUpdated"`), raw: strconv.AppendQuote(tb[:0], at.UTC().Format(lastUpdatedLayout))})
 	}
+	writeMeta(&b, metas) // nothing for no members
 	metaEnd = b.Len()
 	for _, m := range members {
 		switch m.name {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"sync"
 )
 
 // Decode reads a JSON object into the values encoding/json's Decoder gives
@@ -17,12 +16,10 @@ import (
 // bulk load's. A repeated member name keeps its last value, as in
 // encoding/json (Resource reports it).
 func Decode(body []byte) (map[string]any, error) {
-	p := decoders.Get().(*parser)
-	defer func() {
-		if cap(p.nodes) <= maxPooledNodes {
-			decoders.Put(p)
-		}
-	}()
+	v := validators.Get().(*validator) // for its parser's buffers
+	defer validators.Put(v)
+	p := &v.p
+	defer p.trim()
 	root, err := p.parse(body)
 	if err != nil {
 		return nil, errors.New("the body is not valid JSON: " + err.msg + " at offset " + strconv.Itoa(err.off))
@@ -33,8 +30,6 @@ func Decode(body []byte) (map[string]any, error) {
 	d := decoder{data: body, text: string(body), nodes: p.nodes}
 	return d.object(root), nil
 }
-
-var decoders = sync.Pool{New: func() any { return new(parser) }}
 
 // decoder turns parsed nodes into values; text is the body as one string,
 // which the strings without escapes share.

@@ -149,10 +149,16 @@ func (v *validator) done() []Issue {
 	issues := v.issues
 	v.issues, v.data, v.nodes = nil, nil, nil
 	v.slots, v.marks = v.slots[:0], v.marks[:0]
-	if cap(v.p.nodes) > maxPooledNodes {
-		v.p.nodes, v.p.stack = nil, nil // one huge body should not pin its buffers
-	}
+	v.p.trim()
 	return issues
+}
+
+// trim drops the buffers of a huge body, so that a pooled parser does not
+// pin them.
+func (p *parser) trim() {
+	if cap(p.nodes) > maxPooledNodes {
+		p.nodes, p.stack = nil, nil
+	}
 }
 
 // report records an issue at the current path.
