@@ -195,27 +195,22 @@ func (db *DB) prepareBulk(ctx context.Context) error {
 	if db.postgres || db.bulkStmts.Load() != nil {
 		return nil
 	}
-	m := map[string]*sql.Stmt{}
+	bs := new(bulkStmts)
 	for t := range bulkTables {
 		if t == historyTable {
 			continue // SQLite copies history rows with INSERT ... SELECT
 		}
-		for k := range bulkSizes {
-			q := bulkQueries[t][k]
-			st, err := db.w.PrepareContext(ctx, q)
+		for k, n := range bulkSizes {
+			st, err := db.w.PrepareContext(ctx, db.insertRows(t, n))
 			if err != nil {
-				for _, st := range m {
-					st.Close()
-				}
+				bs.close()
 				return err
 			}
-			m[q] = st
+			bs[t][k] = st
 		}
 	}
-	if !db.bulkStmts.CompareAndSwap(nil, &m) {
-		for _, st := range m {
-			st.Close()
-		}
+	if !db.bulkStmts.CompareAndSwap(nil, bs) {
+		bs.close()
 	}
 	return nil
 }

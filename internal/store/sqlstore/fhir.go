@@ -450,6 +450,9 @@ type fhirTx struct {
 	// for every resource, and parsing them again was a third of its CPU.
 	// (pgx caches prepared statements itself.)
 	stmts map[string]*sql.Stmt
+	// bulk holds the bulk INSERTs prepared once on the writer
+	// (DB.bulkStmts), bound to this transaction on first use.
+	bulk bulkStmts
 }
 
 // exec runs a write statement of the transaction (query already rewritten
@@ -482,14 +485,9 @@ func (t *fhirTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	var st *sql.Stmt
-	if m := t.db.bulkStmts.Load(); m != nil && (*m)[query] != nil {
-		st = t.tx.StmtContext(ctx, (*m)[query]) // prepared already (prepareBulk)
-	} else {
-		var err error
-		if st, err = t.tx.PrepareContext(ctx, query); err != nil {
-			return nil, err
-		}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
 	}
 	if t.stmts == nil {
 		t.stmts = map[string]*sql.Stmt{}

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -231,20 +233,44 @@ const (
 // under SQLite's 32,766 and PostgreSQL's 65,535.
 var bulkSizes = [...]int{256, 64, 16, 4, 1}
 
-// bulkQueries[table][k] inserts bulkSizes[k] rows into bulkTables[table],
-// in SQLite's form (OR FAIL; flush writes PostgreSQL's).
-var bulkQueries = func() (q [len(bulkTables)][len(bulkSizes)]string) {
-	for t, spec := range bulkTables {
-		row := "(" + placeholders(strings.Count(spec.cols, ",")+1) + ")"
-		for k, n := range bulkSizes {
-			// On SQLite, OR FAIL spares a statement journal (a copy of
-			// every page the INSERT changes, kept to undo it alone): a
-			// failed INSERT fails the whole transaction here anyway.
-			q[t][k] = "INSERT OR FAIL INTO " + spec.table + " (" + spec.cols + ") VALUES " + row + strings.Repeat(", "+row, n-1)
+// insertRows is the INSERT of n rows into bulkTables[table]. On SQLite,
+// OR FAIL spares a statement journal (a copy of every page the INSERT
+// changes, kept to undo it alone): a failed INSERT fails the whole
+// transaction here anyway. PostgreSQL has no such clause.
+func (db *DB) insertRows(table, n int) string {
+	spec := bulkTables[table]
+	row := "(" + placeholders(strings.Count(spec.cols, ",")+1) + ")"
+	verb := "INSERT OR FAIL INTO "
+	if db.postgres {
+		verb = "INSERT INTO "
+	}
+	return db.q(verb + spec.table + " (" + spec.cols + ") VALUES " + row + strings.Repeat(", "+row, n-1))
+}
+
+// bulkStmts are the INSERTs of bulkSizes[k] rows into bulkTables[t], at
+// [t][k] (nil for history on SQLite, which copies those rows).
+type bulkStmts [len(bulkTables)][len(bulkSizes)]*sql.Stmt
+
+func (bs *bulkStmts) close() error {
+	var errs []error
+	for t := range bs {
+		for _, st := range bs[t] {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
 		}
 	}
-	return q
-}()
+	return errors.Join(errs...)
+}
+
+// bulkStmt is the statement of bulkSizes[k] rows into table, prepared on
+// the writer by prepareBulk, bound to this transaction.
+func (t *fhirTx) bulkStmt(ctx context.Context, shared *bulkStmts, table, k int) *sql.Stmt {
+	if t.bulk[table][k] == nil {
+		t.bulk[table][k] = t.tx.StmtContext(ctx, shared[table][k])
+	}
+	return t.bulk[table][k]
+}
 
 // bulkRows collects the rows of each bulk table.
 type bulkRows struct {
@@ -272,18 +298,13 @@ func (b *bulkRows) flush(table int) error {
 	if n == 0 {
 		return nil
 	}
-	if b.t.db.bulkStmts.Load() == nil {
+	shared := b.t.db.bulkStmts.Load()
+	if shared == nil {
 		// No bulk load prepared the fixed shapes (PostgreSQL, whose driver
 		// caches statements itself, or a server's own writes, a few rows
 		// a table): one statement of exactly n rows, prepared in this
 		// transaction, rather than several of the fixed sizes.
-		spec := bulkTables[table]
-		row := "(" + placeholders(strings.Count(spec.cols, ",")+1) + ")"
-		q := strings.Replace(bulkQueries[table][len(bulkSizes)-1], row, row+strings.Repeat(", "+row, n-1), 1)
-		if b.t.db.postgres {
-			q = strings.Replace(q, "INSERT OR FAIL INTO ", "INSERT INTO ", 1)
-		}
-		_, err := b.t.exec(b.ctx, b.t.db.q(q), args...)
+		_, err := b.t.exec(b.ctx, b.t.db.insertRows(table, n), args...)
 		return err
 	}
 	cols := len(args) / n
@@ -293,7 +314,7 @@ func (b *bulkRows) flush(table int) error {
 			continue
 		}
 		m := bulkSizes[k]
-		if _, err := b.t.exec(b.ctx, bulkQueries[table][k], args[:m*cols]...); err != nil {
+		if _, err := b.t.bulkStmt(b.ctx, shared, table, k).ExecContext(b.ctx, args[:m*cols]...); err != nil {
 			return err
 		}
 		args, n = args[m*cols:], n-m

@@ -48,7 +48,7 @@ type DB struct {
 	// bulkStmts (SQLite): the bulk INSERTs' statements, prepared on the
 	// writer by the first bulk load (prepareBulk) and kept for the next
 	// transactions; nil before.
-	bulkStmts atomic.Pointer[map[string]*sql.Stmt]
+	bulkStmts atomic.Pointer[bulkStmts]
 
 	// unhintedUntil (unix ns): searches name no index until then (a bulk
 	// load deferred one; bulkload.go).
@@ -226,10 +226,8 @@ func (db *DB) Close() error {
 	if db.readStmts != nil {
 		errs = append(errs, db.readStmts.close())
 	}
-	if m := db.bulkStmts.Load(); m != nil {
-		for _, st := range *m {
-			errs = append(errs, st.Close())
-		}
+	if bs := db.bulkStmts.Load(); bs != nil {
+		errs = append(errs, bs.close())
 	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
