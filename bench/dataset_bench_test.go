@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +29,9 @@ import (
 // BENCH_DATA_DIR is the data dir (changed: the server writes audit events
 // to it; use a copy), BENCH_PATIENTS the patients it was seeded with and
 // BENCH_SEED its seed (1), BENCH_MAX_CONNS the SQLite readers (default
-// 8). Each request has its own patient/*.rs token of a random patient, as
+// 8), BENCH_CONFIG more settings, as key=value,key=value (e.g.
+// audit.batch_size=100000,audit.queue_size=100000,audit.flush_interval=1h
+// for a run without audit commits). Each request has its own patient/*.rs token of a random patient, as
 // in the data benchmark. search and include run one request at a time;
 // search-16 and include-16 run 16 at once, as data.sh's clients do
 // (compare their cpu-us/op).
@@ -45,6 +48,11 @@ func BenchmarkDataSet(b *testing.B) {
 	extra := map[string]string{"rate_limits.enabled": "false"}
 	if v := os.Getenv("BENCH_MAX_CONNS"); v != "" {
 		extra["database_max_conns"] = v
+	}
+	for _, kv := range strings.Split(os.Getenv("BENCH_CONFIG"), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			extra[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
 	}
 	h, a := openServer(b, dir, extra)
 	tokens := token.New(a.Keys, token.NewRevocations(a.Store, nil), token.Options{Issuer: "http://127.0.0.1:8080", Audience: "http://127.0.0.1:8080/fhir"})

@@ -280,6 +280,14 @@ func testFHIRSearch(t *testing.T, b Backend) {
 		{"chain", "Observation", store.Chain{Param: "subject", TargetType: "Patient", Where: store.StringMatch{Param: "family", Value: "shawn", Mode: store.StringExact}}, []string{"o2", "o4"}},
 		{"compartment", "Observation", store.InCompartment{Patients: []string{"p2"}}, []string{"o2", "o4"}},
 		{"empty or", "Observation", store.Or{}, nil},
+		// ANDs whose driver's row keys are filtered before the resources'
+		// rows are read, with filters on those rows after (SQLite:
+		// condBuilder.driven).
+		{"driven: keys then rows", "Observation", store.And{store.RefMatch{Param: "subject", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}, store.DateMatch{Param: "date", Prefix: store.GE, Low: day(1), High: day(2)}, store.IDIn{IDs: []string{"o3", "o4"}}, store.DateMatch{Param: "_lastUpdated", Prefix: store.GT, Low: 0, High: day(1)}, store.Or{store.InCompartment{Patients: []string{"p1"}}}}, []string{"o3"}},
+		{"driven: compartment, not", "Observation", store.And{store.InCompartment{Patients: []string{"p2"}}, store.Not{Cond: store.TokenMatch{Param: "code", AnySystem: true, Code: "c"}}}, []string{"o2"}},
+		{"driven: the reference to a compartment's patient", "Observation", store.And{store.Or{store.InCompartment{Patients: []string{"p1", "p2"}}}, store.RefMatch{Param: "subject", ID: "p2"}, store.TokenMatch{Param: "code", AnySystem: true, Code: "c"}}, []string{"o4"}},
+		{"driven: code, chain, or", "Observation", store.And{store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}, store.Chain{Param: "subject", TargetType: "Patient", Where: store.StringMatch{Param: "family", Value: "shaw", Mode: store.StringExact}}, store.Or{store.DateMatch{Param: "date", Prefix: store.EQ, Low: day(1), High: day(2)}, store.IDIn{IDs: []string{"o3"}}}}, []string{"o1", "o3"}},
+		{"driven: nothing passes", "Observation", store.And{store.RefMatch{Param: "subject", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "b"}}, nil},
 	}
 	for _, tc := range cases {
 		res, err := s.Search(c, store.Query{Type: tc.typ, Where: tc.cond, Page: store.Page{Count: 50, Total: true}})
