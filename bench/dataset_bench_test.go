@@ -22,7 +22,7 @@ import (
 // process against a seeded data dir, for CPU profiles of the server's side
 // without a network or a load generator:
 //
-//	cp -a ~/.cache/smartgate-bench/data/sqlite-100k-s1-v10-*/data /var/tmp/ds
+//	cp -a ~/.cache/smartgate-bench/data/sqlite-100k-s1-v12-*/data /var/tmp/ds
 //	BENCH_DATA_DIR=/var/tmp/ds BENCH_PATIENTS=616 go test ./bench -run '^$' \
 //	  -bench DataSet -benchtime 2000x -cpuprofile cpu.out
 //
@@ -31,10 +31,12 @@ import (
 // BENCH_SEED its seed (1), BENCH_MAX_CONNS the SQLite readers (default
 // 8), BENCH_CONFIG more settings, as key=value,key=value (e.g.
 // audit.batch_size=100000,audit.queue_size=100000,audit.flush_interval=1h
-// for a run without audit commits). Each request has its own patient/*.rs token of a random patient, as
-// in the data benchmark. search and include run one request at a time;
-// search-16 and include-16 run 16 at once, as data.sh's clients do
-// (compare their cpu-us/op).
+// for a run without audit commits). Each request has its own
+// patient/*.rs token of a random patient, as in the data benchmark;
+// scoped is search without its patient parameter (the token's patient
+// scope narrows it). search, scoped and include run one request at a
+// time; search-16, scoped-16 and include-16 run 16 at once, as data.sh's
+// clients do (compare their cpu-us/op).
 func BenchmarkDataSet(b *testing.B) {
 	dir := os.Getenv("BENCH_DATA_DIR")
 	if dir == "" {
@@ -59,7 +61,7 @@ func BenchmarkDataSet(b *testing.B) {
 	g := synth.New(synth.Options{Patients: n, Seed: seed})
 	r := rand.New(rand.NewPCG(seed, 7))
 	type req struct{ path, tok string }
-	var search, include []req
+	var search, scoped, include []req
 	for len(search) < 200 {
 		i := r.IntN(n)
 		var obs []struct {
@@ -97,12 +99,16 @@ func BenchmarkDataSet(b *testing.B) {
 		}
 		q := url.Values{"patient": {p}, "code": {"http://loinc.org|" + o.Code.Coding[0].Code}, "date": {"ge" + d.AddDate(0, 0, -r.IntN(366)).Format("2006-01-02")}}
 		search = append(search, req{"/fhir/Observation?" + q.Encode(), tok})
+		// The same without the patient parameter: the token's patient
+		// scope alone narrows it to the patient's compartment.
+		q.Del("patient")
+		scoped = append(scoped, req{"/fhir/Observation?" + q.Encode(), tok})
 		include = append(include, req{"/fhir/MedicationRequest?patient=" + p + "&_include=MedicationRequest:medication&_include=MedicationRequest:requester", tok})
 	}
 	for _, c := range []struct {
 		name string
 		reqs []req
-	}{{"search", search}, {"include", include}} {
+	}{{"search", search}, {"scoped", scoped}, {"include", include}} {
 		do := func(b *testing.B, q req) {
 			hr := httptest.NewRequest("GET", q.path, nil)
 			hr.Header.Set("Authorization", "Bearer "+q.tok)

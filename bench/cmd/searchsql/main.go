@@ -1,0 +1,186 @@
+// Command searchsql runs the SQL of bench/data.sh's patient search alone,
+// in the shapes the query builder has produced, against a copy of a seeded
+// SQLite data set at schema 12 or later, and reports the CPU each costs:
+//
+//	searchsql -db /var/tmp/ds/smartgate.db [-n 2000] [-rounds 2]
+//	searchsql -db /var/tmp/ds/smartgate.db -par 16 -conns 8 [-shape after]
+//
+// The first form runs every shape one statement at a time on one
+// connection, in turn, so that each round compares them on the same host
+// speed. The second runs one shape from -par goroutines over -conns
+// connections: with SQLite's shared page cache (modernc.org/sqlite builds
+// with SQLITE_ENABLE_MEMORY_MANAGEMENT), compare -par 2 -conns 2 with
+// -par 1 -conns 1. The database is opened read-only. The searches are a
+// patient's Observations of one LOINC code from a date, for 200 (patient,
+// code, date) triples picked from the data set with a fixed seed, as
+// data.sh's search mode sends them (patient=P&code=C&date=geD with P's
+// patient/*.rs token, so also P's compartment).
+package main
+
+import (
+	"database/sql"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+const cols = "r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.body"
+
+// Each shape binds ?1 the patient, ?2 the code, ?3 the date (unix µs).
+var shapes = []struct{ name, sql string }{
+	// 2ef8e26 (schema 11): the compartment drives; every candidate's row
+	// is looked up, then the filters probe fhir_token_code and the rest.
+	{"before", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT cr.rid FROM fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id WHERE c.res_type = 'Observation' AND c.patient_id IN (?1)) AND EXISTS (SELECT 1 FROM fhir_token x INDEXED BY fhir_token_code WHERE x.rid = r.rid AND x.res_type = 'Observation' AND x.param = 'code' AND code = ?2 AND system = 'http://loinc.org') AND EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = r.rid AND x.res_type = 'Observation' AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3))) AND EXISTS (SELECT 1 FROM fhir_ref x INDEXED BY fhir_ref_rid WHERE x.rid = r.rid AND x.res_type = 'Observation' AND x.param = 'patient' AND target_id = ?1)) ORDER BY r.rid LIMIT 51`},
+	// The patient reference drives instead; filters still after the row.
+	{"ref-drives", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT x.rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1) AND EXISTS (SELECT 1 FROM fhir_token x INDEXED BY fhir_token_code WHERE x.rid = r.rid AND x.res_type = 'Observation' AND x.param = 'code' AND code = ?2 AND system = 'http://loinc.org') AND EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = r.rid AND x.res_type = 'Observation' AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3))) AND EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.res_type = r.res_type AND c.res_id = r.res_id AND c.res_type = 'Observation' AND c.patient_id IN (?1))) ORDER BY r.rid LIMIT 51`},
+	// ... and the key filters run inside the driver's subquery.
+	{"keys-first", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1) d1 WHERE EXISTS (SELECT 1 FROM fhir_token x INDEXED BY fhir_token_code WHERE x.rid = d1.rid AND x.res_type = 'Observation' AND x.param = 'code' AND code = ?2 AND system = 'http://loinc.org') AND EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3)))) AND EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.res_type = r.res_type AND c.res_id = r.res_id AND c.res_type = 'Observation' AND c.patient_id IN (?1))) ORDER BY r.rid LIMIT 51`},
+	// d7cfe0d (schema 12): ... and the code probe is fhir_token_rid's.
+	{"after", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1) d1 WHERE EXISTS (SELECT 1 FROM fhir_token x INDEXED BY fhir_token_rid WHERE x.rid = d1.rid AND x.param = 'code' AND code = ?2 AND system = 'http://loinc.org') AND EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3)))) AND EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.res_type = r.res_type AND c.res_id = r.res_id AND c.res_type = 'Observation' AND c.patient_id IN (?1))) ORDER BY r.rid LIMIT 51`},
+	// The drivers alone: the compartment's row keys, the reference's.
+	{"compartment-keys", `SELECT cr.rid FROM fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id WHERE c.res_type = 'Observation' AND c.patient_id IN (?1) AND ?2 IS NOT NULL AND ?3 IS NOT NULL`},
+	{"reference-keys", `SELECT x.rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL`},
+}
+
+type search struct {
+	patient, code string
+	date          int64
+}
+
+func cpu() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func main() {
+	path := flag.String("db", "", "the data set's smartgate.db (a copy; schema 12 or later)")
+	n := flag.Int("n", 2000, "statements per shape and round")
+	rounds := flag.Int("rounds", 2, "rounds")
+	par := flag.Int("par", 0, "goroutines running -shape at once (0: every shape, serially)")
+	conns := flag.Int("conns", 1, "connections for -par")
+	shape := flag.String("shape", "after", "the shape -par runs")
+	flag.Parse()
+	if *path == "" {
+		log.Fatal("-db is required")
+	}
+	db, err := sql.Open("sqlite", "file:"+*path+"?mode=ro&_pragma=query_only(1)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(max(1, *conns))
+	db.SetMaxIdleConns(max(1, *conns))
+	searches := pick(db)
+
+	run := func(st *sql.Stmt, i int) int {
+		s := searches[i%len(searches)]
+		rows, err := st.Query(s.patient, s.code, s.date)
+		if err != nil {
+			log.Fatal(err)
+		}
+		k := 0
+		for rows.Next() {
+			k++
+		}
+		if err := rows.Err(); err != nil {
+			log.Fatal(err)
+		}
+		rows.Close()
+		return k
+	}
+	if *par > 0 {
+		i := slices.IndexFunc(shapes, func(s struct{ name, sql string }) bool { return s.name == *shape })
+		if i < 0 {
+			log.Fatalf("no shape %q", *shape)
+		}
+		st, err := db.Prepare(shapes[i].sql)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for r := 0; r < *rounds; r++ {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			c0, t0 := cpu(), time.Now()
+			for g := 0; g < *par; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := next.Add(1); i <= int64(*n); i = next.Add(1) {
+						run(st, int(i))
+					}
+				}()
+			}
+			wg.Wait()
+			fmt.Printf("%s par=%d conns=%d: %.1f µs of CPU a search, %.0f searches/s\n", *shape, *par, *conns,
+				float64(cpu()-c0)/float64(*n)/1e3, float64(*n)/time.Since(t0).Seconds())
+		}
+		return
+	}
+	for r := 0; r < *rounds; r++ {
+		for _, sh := range shapes {
+			st, err := db.Prepare(sh.sql)
+			if err != nil {
+				log.Fatalf("%s: %v", sh.name, err)
+			}
+			rows := 0
+			c0 := cpu()
+			for i := 0; i < *n; i++ {
+				rows += run(st, i)
+			}
+			fmt.Printf("round %d %-17s %7.1f µs of CPU a search, %.2f rows\n", r+1, sh.name, float64(cpu()-c0)/float64(*n)/1e3, float64(rows)/float64(*n))
+			st.Close()
+		}
+	}
+}
+
+// pick chooses 200 searches: a patient at random, one of its
+// Observations with a LOINC code and a date, and a date up to a year
+// before that one.
+func pick(db *sql.DB) []search {
+	var patients []string
+	rows, err := db.Query(`SELECT res_id FROM fhir_resources WHERE res_type = 'Patient' AND deleted = 0 ORDER BY rid`)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			log.Fatal(err)
+		}
+		patients = append(patients, p)
+	}
+	rows.Close()
+	if len(patients) == 0 {
+		log.Fatal("the database holds no Patient")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var out []search
+	for tries := 0; len(out) < 200 && tries < 10000; tries++ {
+		p := patients[r.IntN(len(patients))]
+		var s search
+		err := db.QueryRow(`SELECT t.code, d.low FROM fhir_ref f JOIN fhir_token t ON t.rid = f.rid AND t.param = 'code' AND t.system = 'http://loinc.org' JOIN fhir_date d ON d.rid = f.rid AND d.param = 'date' WHERE f.res_type = 'Observation' AND f.param = 'patient' AND f.target_id = ? ORDER BY t.rid, t.code LIMIT 1 OFFSET ?`, p, r.IntN(20)).Scan(&s.code, &s.date)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		s.patient, s.date = p, s.date-int64(r.IntN(365))*86400e6
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		log.Fatal("no patient has an Observation with a LOINC code and a date")
+	}
+	return out
+}
