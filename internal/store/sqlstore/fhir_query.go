@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,9 +52,11 @@ func (b *condBuilder) member(alias, selectCol, from, where string) string {
 	return alias + ".rid IN (SELECT " + selectCol + " FROM " + from + " WHERE " + where + ")"
 }
 
-// flatten merges nested Ands into one, taking the one term of an Or of
-// one (a token's scopes for one type give Or{InCompartment}) as an AND
-// term, which may then drive or be seen by pickDriver.
+// flatten merges nested Ands into one, taking an Or of one term, or of
+// the same term again and again, as that term: a token's scopes for a
+// type give the patient's compartment once for each scope that matched
+// (Or{InCompartment}, Or{InCompartment, InCompartment}), which as an AND
+// term may then drive or be seen by pickDriver.
 func flatten(c store.And) store.And {
 	nested := false
 	for _, x := range c {
@@ -61,7 +64,7 @@ func flatten(c store.And) store.And {
 		case store.And:
 			nested = true
 		case store.Or:
-			nested = nested || len(x) == 1
+			nested = nested || same(x)
 		}
 	}
 	if !nested {
@@ -71,7 +74,7 @@ func flatten(c store.And) store.And {
 	for _, x := range c {
 		for {
 			o, ok := x.(store.Or)
-			if !ok || len(o) != 1 {
+			if !ok || !same(o) {
 				break
 			}
 			x = o[0]
@@ -83,6 +86,19 @@ func flatten(c store.And) store.And {
 		}
 	}
 	return out
+}
+
+// same reports whether o has terms and they are all alike.
+func same(o store.Or) bool {
+	if len(o) == 0 {
+		return false
+	}
+	for _, x := range o[1:] {
+		if !reflect.DeepEqual(x, o[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // pickDriver chooses the AND term likely to match fewest resources: ids,
