@@ -177,14 +177,17 @@ func (b *bulkRows) addIndex(rid int64, typ, id string, ix store.Index) {
 	for _, r := range ix.URIs {
 		b.add(6, rid, typ, r.Param, r.Value)
 	}
+	// A membership by the resource's own content holds its row key
+	// (schema 13), by which a compartment drives a search; one it gives a
+	// Binary holds 0: that Binary may not exist yet (compartmentKeyed).
 	for _, p := range dedupe(ix.Patients) {
-		b.add(7, typ, id, p, "")
+		b.add(7, typ, id, p, "", rid)
 	}
 	seen := map[store.Membership]bool{}
 	for _, m := range ix.Links {
 		if !seen[m] {
 			seen[m] = true
-			b.add(7, m.Type, m.ID, m.Patient, typ+"/"+id)
+			b.add(7, m.Type, m.ID, m.Patient, typ+"/"+id, 0)
 		}
 	}
 }
@@ -212,7 +215,7 @@ var bulkTables = [...]struct{ table, cols string }{
 	{"fhir_quantity", "rid, res_type, param, value, system, code, unit"},
 	{"fhir_number", "rid, res_type, param, value"},
 	{"fhir_uri", "rid, res_type, param, value"},
-	{"fhir_compartment", "res_type, res_id, patient_id, via"},
+	{"fhir_compartment", "res_type, res_id, patient_id, via, rid"},
 	{"fhir_history", "rid, res_type, res_id, version, last_updated, deleted, method, body"},
 	{"fhir_resources", "rid, res_type, res_id, version, last_updated, deleted, body"},
 }

@@ -376,14 +376,23 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		for _, p := range c.Patients {
 			b.args = append(b.args, p)
 		}
+		pats := b.in(len(c.Patients))
 		if b.filter {
-			return "EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.res_type = " + alias + ".res_type AND c.res_id = " + alias + ".res_id" +
-				" AND c.res_type = ? AND c.patient_id IN (" + b.in(len(c.Patients)) + "))"
+			// By the candidate's row key (fhir_compartment_patient:
+			// patient_id, res_type, rid, from the index alone), or a
+			// membership given by another resource (rid 0) by its id.
+			b.args = append(b.args, b.args[len(b.args)-len(c.Patients)-1:]...)
+			return "(EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = " + alias + ".rid AND c.res_type = ? AND c.patient_id IN (" + pats + "))" +
+				" OR EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = 0 AND c.res_id = " + alias + ".res_id AND c.res_type = ? AND c.patient_id IN (" + pats + ")))"
 		}
-		// By row key, so that the compartment can drive an index search
-		// (res_id IN (...) lets SQLite prefer walking the type in rid order).
-		return b.member(alias, "cr.rid", "fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id",
-			"c.res_type = ? AND c.patient_id IN ("+b.in(len(c.Patients))+")")
+		// The row keys of the compartment's resources of typ, so that the
+		// compartment can drive an index search: a membership by a
+		// resource's own content holds it (schema 13); one given by
+		// another resource (index.Links: a DocumentReference placing a
+		// Binary) holds 0, as that resource may not exist yet, and is
+		// looked up by type and id.
+		return b.member(alias, "CASE c.rid WHEN 0 THEN (SELECT cr.rid FROM fhir_resources cr WHERE cr.res_type = c.res_type AND cr.res_id = c.res_id) ELSE c.rid END",
+			"fhir_compartment c", "c.res_type = ? AND c.patient_id IN ("+pats+")")
 	case store.RefersToCompartment:
 		if len(c.Patients) == 0 {
 			return "1 = 0"

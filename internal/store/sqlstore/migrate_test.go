@@ -3,12 +3,14 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"smartgate/internal/pgtest"
+	"smartgate/internal/store"
 )
 
 // TestMigration6KeepsRows upgrades a database that holds a client and a
@@ -97,5 +99,104 @@ func TestSessionGrantsUseIndex(t *testing.T) {
 	plan := queryPlan(t, db, sessionGrantsQuery, "s", 0)
 	if p := strings.Join(plan, "; "); !strings.Contains(p, "grants_session") {
 		t.Errorf("session grant lookup plan = %q, want it to use index grants_session", p)
+	}
+}
+
+// TestMigration13KeysCompartments upgrades a database whose compartment
+// memberships were written at schema 12, without row keys: a membership by
+// a resource's own content gets its resource's row key, one given by
+// another resource keeps 0, and a compartment finds both, driving a
+// search or filtering it.
+func TestMigration13KeysCompartments(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testMigration13(t, filepath.Join(t.TempDir(), "m13.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testMigration13(t, pgtest.NewDatabase(t))
+	})
+}
+
+func testMigration13(t *testing.T, dsn string) {
+	ctx := context.Background()
+	db, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms, err := db.migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 13 || !strings.HasPrefix(ms[12].name, "0013_") {
+		t.Fatalf("migrations = %d files, want 0013_* thirteenth", len(ms))
+	}
+	now := micros(time.Now())
+	err = db.tx(ctx, 0, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
+			return err
+		}
+		for _, m := range ms[:12] {
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, db.q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"), m.version, m.name, now); err != nil {
+				return err
+			}
+		}
+		// As a schema-12 smartgate wrote them: an Observation in p1's
+		// compartment, one in p2's, and a Binary placed in p1's by a
+		// DocumentReference.
+		for _, r := range []struct {
+			rid      int64
+			typ, id  string
+			patients []string
+			via      string
+		}{
+			{7, "Observation", "o1", []string{"p1"}, ""},
+			{8, "Observation", "o2", []string{"p2"}, ""},
+			{9, "Binary", "b1", []string{"p1"}, "DocumentReference/d1"},
+			{10, "DocumentReference", "d1", []string{"p1"}, ""},
+		} {
+			if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_resources (rid, res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, ?, 1, ?, 0, ?)"),
+				r.rid, r.typ, r.id, now, `{"resourceType":"`+r.typ+`","id":"`+r.id+`"}`); err != nil {
+				return err
+			}
+			for _, p := range r.patients {
+				if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via) VALUES (?, ?, ?, ?)"), r.typ, r.id, p, r.via); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("schema 12: %v", err)
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil || len(applied) == 0 || applied[0] != 13 {
+		t.Fatalf("Migrate = %v, %v; want 13 applied first", applied, err)
+	}
+	var keyed, unkeyed int
+	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM fhir_compartment c JOIN fhir_resources r ON r.rid = c.rid AND r.res_type = c.res_type AND r.res_id = c.res_id").Scan(&keyed); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM fhir_compartment WHERE rid = 0 AND via <> ''").Scan(&unkeyed); err != nil {
+		t.Fatal(err)
+	}
+	if keyed != 3 || unkeyed != 1 {
+		t.Errorf("after migration: %d memberships keyed to their resource, %d given ones at 0; want 3 and 1", keyed, unkeyed)
+	}
+	p1 := store.InCompartment{Patients: []string{"p1"}}
+	for _, q := range []store.Query{
+		{Type: "Observation", Where: p1},
+		{Type: "Observation", Where: store.And{store.IDIn{IDs: []string{"o1", "o2"}}, p1}},
+		{Type: "Binary", Where: p1},
+		{Type: "Binary", Where: store.And{store.IDIn{IDs: []string{"b1"}}, p1}},
+	} {
+		q.Page = store.Page{Count: 10}
+		res, err := db.Search(ctx, q)
+		if err != nil || len(res.Resources) != 1 {
+			t.Errorf("%s where %#v after migration: %d found, %v; want 1", q.Type, q.Where, len(res.Resources), err)
+		}
 	}
 }

@@ -455,6 +455,23 @@ func testFHIRAccess(t *testing.T, b Backend) {
 	if _, err := s.ReadResource(c, "Binary", "b1", mine); !errors.Is(err, store.ErrAccessDenied) {
 		t.Fatalf("unlinked Binary: %v", err)
 	}
+	// A membership given before its resource exists counts once it does,
+	// whether the compartment drives a search or filters it, beside the
+	// memberships of resources by their own content.
+	put(t, s, store.Write{Type: "DocumentReference", ID: "d2", Body: []byte(`{"resourceType":"DocumentReference"}`),
+		Index: store.Index{Patients: []string{"p1"}, Links: []store.Membership{{Type: "Binary", ID: "b2", Patient: "p1"}, {Type: "Binary", ID: "b3", Patient: "p1"}}}})
+	put(t, s, store.Write{Type: "Binary", ID: "b2", Body: []byte(`{"resourceType":"Binary","contentType":"text/plain"}`)})
+	put(t, s, store.Write{Type: "Binary", ID: "b4", Body: []byte(`{"resourceType":"Binary","contentType":"text/plain"}`),
+		Index: store.Index{Patients: []string{"p1"}}})
+	if _, err := s.ReadResource(c, "Binary", "b2", mine); err != nil {
+		t.Fatalf("Binary linked before it existed: %v", err)
+	}
+	for _, q := range []store.Cond{mine, store.And{mine, store.IDIn{IDs: []string{"b1", "b2", "b4"}}}, store.And{store.IDIn{IDs: []string{"b1", "b2", "b4"}}, store.Or{mine, mine}}} {
+		res, err := s.Search(c, store.Query{Type: "Binary", Where: q, Page: store.Page{Count: 10}})
+		if got := ids(res); err != nil || !slices.Equal(got, []string{"b2", "b4"}) {
+			t.Fatalf("p1's Binaries (%#v) = %v, %v; want [b2 b4]", q, got, err)
+		}
+	}
 }
 
 func testFHIRIncludes(t *testing.T, b Backend) {
