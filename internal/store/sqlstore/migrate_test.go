@@ -16,42 +16,12 @@ import (
 // TestMigration6KeepsRows upgrades a database that holds a client and a
 // grant written at schema 5: the client gets both flags off and the grant
 // counts its creation as its last use.
-func TestMigration6KeepsRows(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		testMigration6(t, filepath.Join(t.TempDir(), "m6.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		testMigration6(t, pgtest.NewDatabase(t))
-	})
-}
+func TestMigration6KeepsRows(t *testing.T) { forEngines(t, testMigration6) }
 
 func testMigration6(t *testing.T, dsn string) {
 	ctx := context.Background()
-	db, err := Open(ctx, dsn, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ms, err := db.migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) < 6 || !strings.HasPrefix(ms[5].name, "0006_") {
-		t.Fatalf("migrations = %d files, want 0006_* sixth", len(ms))
-	}
 	created := time.Date(2026, 10, 1, 8, 0, 0, 123000, time.UTC)
-	err = db.tx(ctx, 0, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
-			return err
-		}
-		for _, m := range ms[:5] {
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, db.q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"), m.version, m.name, micros(created)); err != nil {
-				return err
-			}
-		}
+	db := atSchema(t, dsn, 5, func(db *DB, tx *sql.Tx) error {
 		// The rows as a schema-5 smartgate wrote them.
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO clients (id, type, status, verified, metadata, secret_hash, secret_expires_at,
 			registration_token_hash, introspect_any, may_launch, admin, created_by, created_at, updated_at)
@@ -64,9 +34,6 @@ func testMigration6(t *testing.T, dsn string) {
 			"g-old", "old", "u1", "openid", "{}", "s1", micros(created), micros(created.Add(time.Hour)), 0)
 		return err
 	})
-	if err != nil {
-		t.Fatalf("schema 5: %v", err)
-	}
 	applied, err := db.Migrate(ctx)
 	if err != nil || len(applied) == 0 || applied[0] != 6 {
 		t.Fatalf("Migrate = %v, %v; want 6 applied first", applied, err)
@@ -107,42 +74,12 @@ func TestSessionGrantsUseIndex(t *testing.T) {
 // a resource's own content gets its resource's row key, one given by
 // another resource keeps 0, and a compartment finds both, driving a
 // search or filtering it.
-func TestMigration13KeysCompartments(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		testMigration13(t, filepath.Join(t.TempDir(), "m13.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		testMigration13(t, pgtest.NewDatabase(t))
-	})
-}
+func TestMigration13KeysCompartments(t *testing.T) { forEngines(t, testMigration13) }
 
 func testMigration13(t *testing.T, dsn string) {
 	ctx := context.Background()
-	db, err := Open(ctx, dsn, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ms, err := db.migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) < 13 || !strings.HasPrefix(ms[12].name, "0013_") {
-		t.Fatalf("migrations = %d files, want 0013_* thirteenth", len(ms))
-	}
 	now := micros(time.Now())
-	err = db.tx(ctx, 0, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
-			return err
-		}
-		for _, m := range ms[:12] {
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
-			}
-			if _, err := tx.ExecContext(ctx, db.q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"), m.version, m.name, now); err != nil {
-				return err
-			}
-		}
+	db := atSchema(t, dsn, 12, func(db *DB, tx *sql.Tx) error {
 		// As a schema-12 smartgate wrote them: an Observation in p1's
 		// compartment, one in p2's, and a Binary placed in p1's by a
 		// DocumentReference.
@@ -169,9 +106,6 @@ func testMigration13(t *testing.T, dsn string) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("schema 12: %v", err)
-	}
 	applied, err := db.Migrate(ctx)
 	if err != nil || len(applied) == 0 || applied[0] != 13 {
 		t.Fatalf("Migrate = %v, %v; want 13 applied first", applied, err)
@@ -199,4 +133,49 @@ func testMigration13(t *testing.T, dsn string) {
 			t.Errorf("%s where %#v after migration: %d found, %v; want 1", q.Type, q.Where, len(res.Resources), err)
 		}
 	}
+}
+
+// forEngines runs test on a fresh SQLite file and a fresh PostgreSQL
+// database.
+func forEngines(t *testing.T, test func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, filepath.Join(t.TempDir(), "m.db")) })
+	t.Run("postgres", func(t *testing.T) { test(t, pgtest.NewDatabase(t)) })
+}
+
+// atSchema opens dsn at schema version v, as a smartgate of that version
+// left it, with the rows write puts there in the same transaction; the
+// caller then runs Migrate.
+func atSchema(t *testing.T, dsn string, v int, write func(db *DB, tx *sql.Tx) error) *DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ms, err := db.migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) <= v || ms[v].version != v+1 {
+		t.Fatalf("migrations = %d files, want a %d after %d", len(ms), v+1, v)
+	}
+	err = db.tx(ctx, 0, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
+			return err
+		}
+		for _, m := range ms[:v] {
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, db.q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"), m.version, m.name, micros(time.Now())); err != nil {
+				return err
+			}
+		}
+		return write(db, tx)
+	})
+	if err != nil {
+		t.Fatalf("schema %d: %v", v, err)
+	}
+	return db
 }
