@@ -155,7 +155,8 @@ func pickDriver(c store.And) int {
 }
 
 // driven builds an AND on SQLite whose driver, c[0], selects row keys from
-// index tables (drivesByKey): the filters that need nothing of a
+// index tables (a member term; ok is false for one that does not, such as
+// ids, and nothing is built): the filters that need nothing of a
 // candidate but its row key (byKeyOnly) run inside the driver's subquery,
 // on the keys it selects, and the resource's own row is looked up only for
 // the candidates that pass them; the filters on its columns (ids,
@@ -169,13 +170,14 @@ func pickDriver(c store.And) int {
 // seek on res_type, deleted, rid) and then ran the filters: for a
 // patient's Observations of one code from a date, 104 seeks for 3 or 4
 // matches, a third of the query's CPU at 1M resources.
-func (b *condBuilder) driven(c store.And, alias, typ string) string {
-	saved := b.filter
+func (b *condBuilder) driven(c store.And, alias, typ string) (sql string, ok bool) {
+	saved, args := b.filter, len(b.args)
 	b.last = memberParts{}
 	b.build(c[0], alias, typ)
 	m := b.last
 	if m.sel == "" {
-		panic(fmt.Sprintf("sqlstore: driver %T built no member term", c[0]))
+		b.args = b.args[:args]
+		return "", false
 	}
 	b.aliases++
 	d := "d" + strconv.Itoa(b.aliases)
@@ -198,26 +200,15 @@ func (b *condBuilder) driven(c store.And, alias, typ string) string {
 		parts = append(parts, b.build(x, alias, typ))
 	}
 	b.filter = saved
-	return "(" + strings.Join(parts, " AND ") + ")"
+	return "(" + strings.Join(parts, " AND ") + ")", true
 }
 
-// drivesByKey reports whether c, driving, is a member term: a subquery
-// of row keys from index tables (whose parts driven takes from b.last).
-func drivesByKey(c store.Cond) bool {
-	switch c := c.(type) {
-	case store.InCompartment:
-		return len(c.Patients) > 0
-	case store.RefersToCompartment:
-		return len(c.Patients) > 0
-	case store.LinkedPatients:
-		return len(c.Via) > 0
-	case store.DateMatch:
-		return c.Param != "_lastUpdated"
-	case store.Chain, store.TokenMatch, store.StringMatch, store.RefMatch, store.NumberMatch, store.URIMatch:
-		return true
-	}
-	return false
-}
+// compartmentKey is the row key of the resource of a compartment
+// membership c: a membership by a resource's own content holds it (schema
+// 13); one given by another resource (index.Links: a DocumentReference
+// placing a Binary) holds 0, as that resource may not exist yet, and is
+// looked up by type and id (NULL while it does not exist).
+const compartmentKey = "CASE c.rid WHEN 0 THEN (SELECT cr.rid FROM fhir_resources cr WHERE cr.res_type = c.res_type AND cr.res_id = c.res_id) ELSE c.rid END"
 
 // byKeyOnly reports whether c, as a filter, reads nothing of the
 // candidate but its row key (alias.rid), so that it may run on a key
@@ -330,8 +321,10 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 				driver = 0
 			}
 		}
-		if driver == 0 && !b.filter && len(c) > 1 && drivesByKey(c[0]) {
-			return b.driven(c, alias, typ)
+		if driver == 0 && !b.filter && len(c) > 1 {
+			if sql, ok := b.driven(c, alias, typ); ok {
+				return sql
+			}
 		}
 		saved := b.filter
 		parts := make([]string, len(c))
@@ -372,27 +365,25 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		if len(c.Patients) == 0 {
 			return "1 = 0"
 		}
-		b.args = append(b.args, typ)
-		for _, p := range c.Patients {
-			b.args = append(b.args, p)
-		}
 		pats := b.in(len(c.Patients))
 		if b.filter {
 			// By the candidate's row key (fhir_compartment_patient:
 			// patient_id, res_type, rid, from the index alone), or a
 			// membership given by another resource (rid 0) by its id.
-			b.args = append(b.args, b.args[len(b.args)-len(c.Patients)-1:]...)
+			for range 2 {
+				b.args = append(b.args, typ)
+				for _, p := range c.Patients {
+					b.args = append(b.args, p)
+				}
+			}
 			return "(EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = " + alias + ".rid AND c.res_type = ? AND c.patient_id IN (" + pats + "))" +
 				" OR EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = 0 AND c.res_id = " + alias + ".res_id AND c.res_type = ? AND c.patient_id IN (" + pats + ")))"
 		}
-		// The row keys of the compartment's resources of typ, so that the
-		// compartment can drive an index search: a membership by a
-		// resource's own content holds it (schema 13); one given by
-		// another resource (index.Links: a DocumentReference placing a
-		// Binary) holds 0, as that resource may not exist yet, and is
-		// looked up by type and id.
-		return b.member(alias, "CASE c.rid WHEN 0 THEN (SELECT cr.rid FROM fhir_resources cr WHERE cr.res_type = c.res_type AND cr.res_id = c.res_id) ELSE c.rid END",
-			"fhir_compartment c", "c.res_type = ? AND c.patient_id IN ("+pats+")")
+		b.args = append(b.args, typ)
+		for _, p := range c.Patients {
+			b.args = append(b.args, p)
+		}
+		return b.member(alias, compartmentKey, "fhir_compartment c", "c.res_type = ? AND c.patient_id IN ("+pats+")")
 	case store.RefersToCompartment:
 		if len(c.Patients) == 0 {
 			return "1 = 0"
@@ -413,7 +404,7 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 			b.args = append(b.args, l.Type, l.Param)
 			via = append(via, "(f.res_type = ? AND f.param = ?)")
 		}
-		return b.member(alias, "cr.rid", "fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id",
+		return b.member(alias, compartmentKey, "fhir_compartment c",
 			"c.res_type = ? AND c.patient_id IN ("+
 				"SELECT l.patient_id FROM fhir_ref f JOIN fhir_resources lr ON lr.rid = f.rid AND lr.deleted = 0"+
 				" JOIN fhir_compartment l ON l.res_type = lr.res_type AND l.res_id = lr.res_id"+
