@@ -21,6 +21,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	_ "modernc.org/sqlite" // registers "sqlite", to read the audit trail
+
+	"smartgate/internal/store/sqlstore"
 )
 
 // headerRecorder is a RoundTripper that remembers the last response's
@@ -289,10 +291,10 @@ func hasEvent(evs []auditEvent, action, clientID string) bool {
 	return false
 }
 
-// readAudit reads audit_events from a dev server's SQLite file, read-only.
+// readAudit reads audit_events from a dev server's audit file, read-only.
 func readAudit(t *testing.T, s *devServer) ([]auditEvent, error) {
 	t.Helper()
-	path := filepath.Join(s.dataDir, "smartgate.db")
+	path := sqlstore.AuditFile(filepath.Join(s.dataDir, "smartgate.db"))
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)")
 	if err != nil {
 		return nil, err

@@ -132,6 +132,7 @@ func TestDevServeJWKS(t *testing.T) {
 		"smartgate_http_requests_total{",
 		`go_sql_open_connections{db_name="sqlite_writer"}`,
 		`go_sql_open_connections{db_name="sqlite_readers"}`,
+		`go_sql_open_connections{db_name="sqlite_audit"}`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -18,7 +18,7 @@ func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error 
 	if len(events) == 0 {
 		return nil
 	}
-	return db.tx(ctx, 0, func(tx *sql.Tx) error {
+	return db.txOn(ctx, db.a, 0, func(tx *sql.Tx) error {
 		for start := 0; start < len(events); start += auditChunk {
 			chunk := events[start:min(start+auditChunk, len(events))]
 			var q strings.Builder
@@ -81,7 +81,7 @@ func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audit
 	}
 	q += " ORDER BY at DESC, id DESC LIMIT ?"
 	args = append(args, limit)
-	rows, err := db.r.QueryContext(ctx, db.q(q), args...)
+	rows, err := db.a.QueryContext(ctx, db.q(q), args...)
 	if err != nil {
 		return nil, err
 	}

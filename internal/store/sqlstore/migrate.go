@@ -74,6 +74,11 @@ func (db *DB) Migrate(ctx context.Context) ([]int, error) {
 	}
 	var applied []int
 	for _, m := range ms {
+		if !db.postgres && m.version == auditMovedVersion {
+			if err := db.moveAudit(ctx); err != nil {
+				return applied, err
+			}
+		}
 		err := db.tx(ctx, lockMigrate, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM schema_migrations WHERE version = ?"), m.version).Scan(&n); err != nil {

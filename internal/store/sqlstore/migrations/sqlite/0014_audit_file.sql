@@ -1,0 +1,11 @@
+-- smartgate schema 14: the audit trail moves to a file of its own,
+-- smartgate-audit.db beside smartgate.db (auditfile.go). Every request
+-- appends to the trail, and a commit to the main file makes each reader
+-- drop its whole page cache at its next read (SQLite's pager resets it when
+-- the WAL has changed): reads and searches fetched every page again from
+-- the OS. With the trail in its own file, the main file changes only when
+-- the data does.
+--
+-- moveAudit (Go) has copied this table's rows into the audit file, with
+-- their ids, before this migration runs.
+DROP TABLE audit_events;
