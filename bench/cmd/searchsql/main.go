@@ -15,6 +15,14 @@
 // code, date) triples picked from the data set with a fixed seed, as
 // data.sh's search mode sends them (patient=P&code=C&date=geD with P's
 // patient/*.rs token, so also P's compartment).
+//
+// With -patient-tokens the tool first adds to the copy (opened read-write
+// for it) a table that smartgate does not have: fhir_token_pt, one row per
+// (compartment patient, token row) with the index (patient_id, res_type,
+// param, code, system, rid), and adds the shape "patient-tokens" that
+// drives the search from it: the measure of what such an index would save
+// a search (docs/performance.md, "What is still missing"). It reports how
+// long the table and its index took to build.
 package main
 
 import (
@@ -45,9 +53,46 @@ var shapes = []struct{ name, sql string }{
 	{"keys-first", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1) d1 WHERE EXISTS (SELECT 1 FROM fhir_token x INDEXED BY fhir_token_code WHERE x.rid = d1.rid AND x.res_type = 'Observation' AND x.param = 'code' AND code = ?2 AND system = 'http://loinc.org') AND EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3)))) AND EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.res_type = r.res_type AND c.res_id = r.res_id AND c.res_type = 'Observation' AND c.patient_id IN (?1))) ORDER BY r.rid LIMIT 51`},
 	// d7cfe0d (schema 12): ... and the code probe is fhir_token_rid's.
 	{"after", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1) d1 WHERE EXISTS (SELECT 1 FROM fhir_token x INDEXED BY fhir_token_rid WHERE x.rid = d1.rid AND x.param = 'code' AND code = ?2 AND system = 'http://loinc.org') AND EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3)))) AND EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.res_type = r.res_type AND c.res_id = r.res_id AND c.res_type = 'Observation' AND c.patient_id IN (?1))) ORDER BY r.rid LIMIT 51`},
+	// Schema 13: the compartment filter by row key.
+	{"after-13", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1) d1 WHERE EXISTS (SELECT 1 FROM fhir_token x INDEXED BY fhir_token_rid WHERE x.rid = d1.rid AND x.param = 'code' AND code = ?2 AND system = 'http://loinc.org') AND EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3)))) AND EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = r.rid AND c.patient_id IN (?1) AND c.res_type = 'Observation')) ORDER BY r.rid LIMIT 51`},
 	// The drivers alone: the compartment's row keys, the reference's.
 	{"compartment-keys", `SELECT cr.rid FROM fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id WHERE c.res_type = 'Observation' AND c.patient_id IN (?1) AND ?2 IS NOT NULL AND ?3 IS NOT NULL`},
 	{"reference-keys", `SELECT x.rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL`},
+}
+
+// patientTokens is the shape -patient-tokens adds: the patient's tokens
+// of the code give the row keys (3 to 5 where the reference gave 104).
+var patientTokens = struct{ name, sql string }{"patient-tokens", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_token_pt x WHERE x.patient_id = ?1 AND x.res_type = 'Observation' AND x.param = 'code' AND x.code = ?2 AND x.system = 'http://loinc.org') d1 WHERE EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3)))) AND EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = r.rid AND c.patient_id IN (?1) AND c.res_type = 'Observation')) ORDER BY r.rid LIMIT 51`}
+
+// buildPatientTokens adds fhir_token_pt and its index to the copy at path
+// (schema 13 or later: compartment memberships hold their row key).
+func buildPatientTokens(path string) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=cache_size(-32768)&_pragma=threads(2)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'fhir_token_pt'`).Scan(&n); err != nil {
+		log.Fatal(err)
+	}
+	if n > 0 {
+		return
+	}
+	t0 := time.Now()
+	if _, err := db.Exec(`CREATE TABLE fhir_token_pt AS SELECT c.patient_id AS patient_id, t.res_type AS res_type, t.param AS param, t.code AS code, t.system AS system, t.rid AS rid
+		FROM fhir_compartment c JOIN fhir_token t ON t.rid = c.rid WHERE c.rid <> 0`); err != nil {
+		log.Fatal(err)
+	}
+	t1 := time.Now()
+	if _, err := db.Exec(`CREATE INDEX fhir_token_pt_key ON fhir_token_pt (patient_id, res_type, param, code, system, rid)`); err != nil {
+		log.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT COUNT(*) FROM fhir_token_pt`).Scan(&n); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("fhir_token_pt: %d rows in %.1f s, its index in %.1f s\n", n, t1.Sub(t0).Seconds(), time.Since(t1).Seconds())
 }
 
 type search struct {
@@ -70,9 +115,14 @@ func main() {
 	par := flag.Int("par", 0, "goroutines running -shape at once (0: every shape, serially)")
 	conns := flag.Int("conns", 1, "connections for -par")
 	shape := flag.String("shape", "after", "the shape -par runs")
+	pt := flag.Bool("patient-tokens", false, "add fhir_token_pt to the copy and the shape that uses it")
 	flag.Parse()
 	if *path == "" {
 		log.Fatal("-db is required")
+	}
+	if *pt {
+		buildPatientTokens(*path)
+		shapes = append(shapes, patientTokens)
 	}
 	db, err := sql.Open("sqlite", "file:"+*path+"?mode=ro&_pragma=query_only(1)")
 	if err != nil {

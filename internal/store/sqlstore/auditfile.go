@@ -94,9 +94,23 @@ func (db *DB) moveAudit(ctx context.Context) error {
 	if _, err := c.ExecContext(ctx, "ATTACH DATABASE ? AS old", mainPath); err != nil {
 		return fmt.Errorf("moving the audit trail to its own file: %w", err)
 	}
+	// Another process may migrate the main file meanwhile and drop the
+	// table: look for it again in the transaction that copies it, which
+	// reads one snapshot of the main file.
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM old.sqlite_master WHERE type = 'table' AND name = 'audit_events'").Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
 	const cols = "id, at, request_id, actor, client_id, patient, action, outcome, detail"
-	if _, err := c.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_events ("+cols+") SELECT "+cols+" FROM old.audit_events ORDER BY id"); err != nil {
+	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_events ("+cols+") SELECT "+cols+" FROM old.audit_events ORDER BY id"); err != nil {
 		return fmt.Errorf("moving the audit trail to its own file: %w", err)
 	}
-	return nil
+	return tx.Commit()
 }
