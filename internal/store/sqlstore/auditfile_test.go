@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +137,56 @@ func TestAuditLeavesReadersCaches(t *testing.T) {
 	}
 	if v := version(); v == before {
 		t.Error("data_version did not change on a write to the main file; the check above proves nothing")
+	}
+}
+
+// TestCheckCoversAuditFile: the consistency check (smartgate doctor) reads
+// the audit file too, and names it when it fails.
+func TestCheckCoversAuditFile(t *testing.T) {
+	ctx := context.Background()
+	dsn := filepath.Join(t.TempDir(), "smartgate.db")
+	db, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]store.AuditEvent, 2000)
+	for i := range evs {
+		evs[i] = store.AuditEvent{Time: time.Now(), Actor: "user:alice", ClientID: "app", Patient: "p1", Action: "fhir.read", Outcome: "success", Detail: `{"resource":"Observation/o1"}`}
+	}
+	if err := db.AppendAudit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(ctx); err != nil {
+		t.Fatalf("Check on sound files: %v", err)
+	}
+	db.Close()
+	// Zero the audit file's last pages (its indexes'), as a disk fault would.
+	path := AuditFile(dsn)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() < 8*4096 {
+		t.Fatalf("the audit file is %d bytes after a checkpoint-on-close; want several pages", fi.Size())
+	}
+	if _, err := f.WriteAt(make([]byte, 2*4096), fi.Size()-2*4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	db, err = Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Check(ctx)
+	if err == nil || !strings.Contains(err.Error(), "audit file "+path) {
+		t.Errorf("Check with a damaged audit file = %v, want an error naming %s", err, path)
 	}
 }

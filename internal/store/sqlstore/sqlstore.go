@@ -214,7 +214,18 @@ func (db *DB) Check(ctx context.Context) error {
 	if db.postgres {
 		return db.Ping(ctx)
 	}
-	rows, err := db.r.QueryContext(ctx, "PRAGMA quick_check")
+	if err := quickCheck(ctx, db.r); err != nil {
+		return err
+	}
+	if err := quickCheck(ctx, db.a); err != nil {
+		return fmt.Errorf("the audit file %s: %w", AuditFile(config.SQLitePath(db.dsn)), err)
+	}
+	return nil
+}
+
+// quickCheck runs SQLite's PRAGMA quick_check on the file of pool p.
+func quickCheck(ctx context.Context, p *sql.DB) error {
+	rows, err := p.QueryContext(ctx, "PRAGMA quick_check")
 	if err != nil {
 		return err
 	}
