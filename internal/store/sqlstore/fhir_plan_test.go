@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"smartgate/internal/pgtest"
 	"smartgate/internal/store"
 )
 
@@ -121,5 +123,49 @@ func TestCompartmentViaIndex(t *testing.T) {
 	plan := strings.Join(queryPlan(t, db, "SELECT 1 FROM fhir_compartment WHERE via = ? AND via <> ''", "DocumentReference/d1"), "\n")
 	if !strings.Contains(plan, "INDEX fhir_compartment_via (via=?)") {
 		t.Errorf("the memberships given by a resource are not found by fhir_compartment_via:\n%s", plan)
+	}
+}
+
+// TestPostgresFiltersStaySubplans checks, with EXPLAIN on a real
+// PostgreSQL, that a patient's search has one driver and that its other
+// terms run as subplans on the driver's candidates instead of semi-joins
+// that PostgreSQL plans anew at every execution (2.0-2.7 ms of planning
+// at 1M resources, against 0.6 ms with the filters as subplans).
+func TestPostgresFiltersStaySubplans(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, pgtest.NewDatabase(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	cond := store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "8867-4"},
+		store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}, store.Or{store.InCompartment{Patients: []string{"p1"}}}}
+	cb := &condBuilder{db: db}
+	where := cb.build(cond, "r", "Observation")
+	q := db.q("EXPLAIN SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND r.deleted = 0 AND " + where + " ORDER BY r.rid LIMIT 51")
+	rows, err := db.r.QueryContext(ctx, q, append([]any{"Observation"}, cb.args...)...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	text := strings.Join(plan, "\n")
+	// One semi-join: the resources with the driver's row keys.
+	if strings.Count(text, "Semi Join") > 1 || strings.Count(text, "SubPlan") < 3 {
+		t.Errorf("want the code, date and compartment as subplans, one semi-join (the driver's); plan:\n%s", text)
+	}
+	if !strings.Contains(text, "fhir_ref_target") {
+		t.Errorf("want the patient reference (fhir_ref_target) to drive; plan:\n%s", text)
 	}
 }
