@@ -160,11 +160,11 @@ func checkDatabase(ctx context.Context, cfg *config.Config) (*sqlstore.DB, []Res
 	if err := st.Check(cctx); err != nil {
 		rs = append(rs, Result{Check: "database", Status: Fail, Message: fmt.Sprintf("%s fails its integrity check: %v", name, err), Fix: "restore the last backup (docs/operations.md, Backups)"})
 	} else {
-		msg := fmt.Sprintf("%s database %s reachable and consistent", st.Dialect(), name)
+		what := name
 		if !cfg.IsPostgres() {
-			msg = fmt.Sprintf("sqlite database %s and its audit file %s reachable and consistent", name, filepath.Base(sqlstore.AuditFile(cfg.SQLitePath())))
+			what += " and its audit file " + filepath.Base(sqlstore.AuditFile(cfg.SQLitePath()))
 		}
-		rs = append(rs, Result{Check: "database", Status: OK, Message: msg})
+		rs = append(rs, Result{Check: "database", Status: OK, Message: fmt.Sprintf("%s database %s reachable and consistent", st.Dialect(), what)})
 	}
 	cur, latest, err := st.SchemaVersion(cctx)
 	switch {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -46,13 +45,14 @@ func AuditFile(path string) string {
 	return strings.TrimSuffix(path, ext) + "-audit" + ext
 }
 
+// auditFile is the audit file of the SQLite store db.
+func (db *DB) auditFile() string { return AuditFile(config.SQLitePath(db.dsn)) }
+
 // openAudit opens (and creates) the audit file with the main file's
 // pragmas: WAL, so that the admin console reads the trail while the audit
 // writer appends to it.
 func openAudit(ctx context.Context, path, pragmas string) (*sql.DB, error) {
-	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-	}
+	createOwnerOnly(path)
 	a, err := sql.Open("sqlite", "file:"+escapePath(path)+"?"+pragmas+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -82,16 +82,15 @@ func (db *DB) moveAudit(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
-	mainPath := config.SQLitePath(db.dsn)
 	// A pool of its own: the main file stays attached to none of a's
 	// connections, whatever fails here.
-	c, err := sql.Open("sqlite", "file:"+escapePath(AuditFile(mainPath))+"?_pragma=busy_timeout(10000)")
+	c, err := sql.Open("sqlite", "file:"+escapePath(db.auditFile())+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetMaxOpenConns(1)
-	if _, err := c.ExecContext(ctx, "ATTACH DATABASE ? AS old", mainPath); err != nil {
+	if _, err := c.ExecContext(ctx, "ATTACH DATABASE ? AS old", config.SQLitePath(db.dsn)); err != nil {
 		return fmt.Errorf("moving the audit trail to its own file: %w", err)
 	}
 	// Another process may migrate the main file meanwhile and drop the

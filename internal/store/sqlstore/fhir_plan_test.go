@@ -146,20 +146,7 @@ func TestPostgresFiltersStaySubplans(t *testing.T) {
 		store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}, store.Or{store.InCompartment{Patients: []string{"p1"}}}}
 	cb := &condBuilder{db: db}
 	where := cb.build(cond, "r", "Observation")
-	q := db.q("EXPLAIN SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND r.deleted = 0 AND " + where + " ORDER BY r.rid LIMIT 51")
-	rows, err := db.r.QueryContext(ctx, q, append([]any{"Observation"}, cb.args...)...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, line)
-	}
+	plan := queryPlan(t, db, "SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND r.deleted = 0 AND "+where+" ORDER BY r.rid LIMIT 51", append([]any{"Observation"}, cb.args...)...)
 	text := strings.Join(plan, "\n")
 	// One semi-join: the resources with the driver's row keys.
 	if strings.Count(text, "Semi Join") > 1 || strings.Count(text, "SubPlan") < 3 {

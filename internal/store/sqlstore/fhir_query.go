@@ -19,7 +19,7 @@ type condBuilder struct {
 	db      *DB
 	args    []any
 	aliases int
-	filter  bool // build terms as filters, not index drivers (SQLite)
+	filter  bool // build terms as filters on a driver's candidates, not as drivers
 	// last is the parts of the last driving member term built: what
 	// driven wraps with the AND's filters.
 	last memberParts

@@ -26,16 +26,24 @@ func migratedSQLite(t *testing.T) *DB {
 // detail of each step.
 func queryPlan(t *testing.T, db *DB, query string, args ...any) []string {
 	t.Helper()
-	rows, err := db.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
+	explain := "EXPLAIN QUERY PLAN "
+	if db.postgres {
+		explain = "EXPLAIN "
+	}
+	rows, err := db.r.QueryContext(context.Background(), explain+db.q(query), args...)
 	if err != nil {
-		t.Fatalf("EXPLAIN QUERY PLAN %s: %v", query, err)
+		t.Fatalf("%s%s: %v", explain, query, err)
 	}
 	defer rows.Close()
 	var plan []string
 	for rows.Next() {
-		var id, parent, unused int
 		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+		dest := []any{&detail} // PostgreSQL: one line a row
+		if !db.postgres {
+			var id, parent, unused int
+			dest = []any{&id, &parent, &unused, &detail}
+		}
+		if err := rows.Scan(dest...); err != nil {
 			t.Fatal(err)
 		}
 		plan = append(plan, detail)

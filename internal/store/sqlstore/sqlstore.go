@@ -115,11 +115,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 				return nil, fmt.Errorf("SQLite directory %s: %w", dir, err)
 			}
 		}
-		// The database will hold encrypted keys and health data: owner-only,
-		// like the -wal and -shm files SQLite creates beside it.
-		if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
-			f.Close()
-		}
+		createOwnerOnly(path)
 		// WAL lets readers run beside the one writer; busy_timeout makes a
 		// second process (the CLI beside a server) wait instead of failing;
 		// synchronous=NORMAL is durable across process crashes in WAL mode.
@@ -161,6 +157,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// createOwnerOnly creates the SQLite file at path, if missing, readable
+// by its owner only: the database holds encrypted keys and health data,
+// the audit file names patients, and SQLite gives the -wal and -shm files
+// it creates beside a file that file's mode.
+func createOwnerOnly(path string) {
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 }
 
 func escapePath(p string) string {
@@ -218,7 +224,7 @@ func (db *DB) Check(ctx context.Context) error {
 		return err
 	}
 	if err := quickCheck(ctx, db.a); err != nil {
-		return fmt.Errorf("the audit file %s: %w", AuditFile(config.SQLitePath(db.dsn)), err)
+		return fmt.Errorf("the audit file %s: %w", db.auditFile(), err)
 	}
 	return nil
 }

@@ -281,7 +281,7 @@ func testFHIRSearch(t *testing.T, b Backend) {
 		{"compartment", "Observation", store.InCompartment{Patients: []string{"p2"}}, []string{"o2", "o4"}},
 		{"empty or", "Observation", store.Or{}, nil},
 		// ANDs whose driver's row keys are filtered before the resources'
-		// rows are read, with filters on those rows after (SQLite:
+		// rows are read, with filters on those rows after (sqlstore:
 		// condBuilder.driven).
 		{"driven: keys then rows", "Observation", store.And{store.RefMatch{Param: "subject", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}, store.DateMatch{Param: "date", Prefix: store.GE, Low: day(1), High: day(2)}, store.IDIn{IDs: []string{"o3", "o4"}}, store.DateMatch{Param: "_lastUpdated", Prefix: store.GT, Low: 0, High: day(1)}, store.Or{store.InCompartment{Patients: []string{"p1"}}}}, []string{"o3"}},
 		{"driven: compartment, not", "Observation", store.And{store.InCompartment{Patients: []string{"p2"}}, store.Not{Cond: store.TokenMatch{Param: "code", AnySystem: true, Code: "c"}}}, []string{"o2"}},
