@@ -144,14 +144,8 @@ func TestAuditLeavesReadersCaches(t *testing.T) {
 // the audit file too, and names it when it fails.
 func TestCheckCoversAuditFile(t *testing.T) {
 	ctx := context.Background()
-	dsn := filepath.Join(t.TempDir(), "smartgate.db")
-	db, err := Open(ctx, dsn, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedSQLite(t)
+	dsn, path := db.dsn, db.auditFile()
 	evs := make([]store.AuditEvent, 2000)
 	for i := range evs {
 		evs[i] = store.AuditEvent{Time: time.Now(), Actor: "user:alice", ClientID: "app", Patient: "p1", Action: "fhir.read", Outcome: "success", Detail: `{"resource":"Observation/o1"}`}
@@ -164,7 +158,6 @@ func TestCheckCoversAuditFile(t *testing.T) {
 	}
 	db.Close()
 	// Zero the audit file's last pages (its indexes'), as a disk fault would.
-	path := AuditFile(dsn)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
