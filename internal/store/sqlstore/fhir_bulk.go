@@ -156,8 +156,12 @@ func (t *fhirTx) Written(ctx context.Context, typ string, ids []string) (map[str
 // key rid): its own memberships (via ”) and those it gives others (via
 // "typ/id"), each once.
 func (b *bulkRows) addIndex(rid int64, typ, id string, ix store.Index) {
+	// Every token row holds the patient whose compartment its resource
+	// is in by its own content (schema 15, patientKey).
+	patients := dedupe(ix.Patients)
+	key := patientsKey(patients)
 	for _, r := range ix.Tokens {
-		b.add(0, rid, typ, r.Param, r.System, r.Code, r.Text)
+		b.add(0, rid, typ, r.Param, r.System, r.Code, r.Text, key)
 	}
 	for _, r := range ix.Strings {
 		b.add(1, rid, typ, r.Param, r.Norm, r.Exact)
@@ -180,7 +184,7 @@ func (b *bulkRows) addIndex(rid int64, typ, id string, ix store.Index) {
 	// A membership by the resource's own content holds its row key
 	// (schema 13), by which a compartment drives a search; one it gives a
 	// Binary holds 0: that Binary may not exist yet (compartmentKeyed).
-	for _, p := range dedupe(ix.Patients) {
+	for _, p := range patients {
 		b.add(7, typ, id, p, "", rid)
 	}
 	seen := map[store.Membership]bool{}
@@ -208,7 +212,7 @@ func (b *bulkRows) flushAll() error {
 // bulkTables are the tables filled with multi-row INSERTs (by PutNew, and
 // by Put for a version's index rows).
 var bulkTables = [...]struct{ table, cols string }{
-	{"fhir_token", "rid, res_type, param, system, code, text"},
+	{"fhir_token", "rid, res_type, param, system, code, text, patient_key"},
 	{"fhir_string", "rid, res_type, param, norm, exact"},
 	{"fhir_ref", "rid, res_type, param, target_type, target_id, url, ident_system, ident_value"},
 	{"fhir_date", "rid, res_type, param, low, high"},

@@ -165,6 +165,68 @@ func pickDriver(c store.And) int {
 	return best
 }
 
+// maxKeyedPatients bounds the patients whose keys a search lists
+// (patientToken): a token's compartment of more patients than that drives
+// as before.
+const maxKeyedPatients = 32
+
+// patientToken finds, in an AND whose driver pickDriver chose, a token
+// term that may drive as the patient's token rows (schema 15): a code,
+// under a compartment of a few patients, on any type but Binary (whose
+// compartment another resource may give, which its token rows do not
+// hold). It returns the term's index and the compartment's patients, or
+// -1 when there is none or an id or row key drives. A term of param
+// "code" comes first, as the most selective of a resource's tokens
+// (category or status match many of a patient's resources).
+//
+// The compartment term stays, as a filter: it is what the search asks,
+// and it rejects a resource of another patient with the same key.
+func patientToken(c store.And, driver int, typ string) (int, []string) {
+	if typ == "Binary" || driver >= 0 && isKeyTerm(c[driver]) {
+		return -1, nil
+	}
+	var patients []string
+	for _, x := range c {
+		if x, ok := x.(store.InCompartment); ok && len(x.Patients) > 0 && len(x.Patients) <= maxKeyedPatients &&
+			(patients == nil || len(x.Patients) < len(patients)) {
+			patients = x.Patients
+		}
+	}
+	if patients == nil {
+		return -1, nil
+	}
+	best := -1
+	for i, x := range c {
+		if t, ok := x.(store.TokenMatch); ok && t.Text == "" && !t.AnyCode && (best < 0 || t.Param == "code" && c[best].(store.TokenMatch).Param != "code") {
+			best = i
+		}
+	}
+	return best, patients
+}
+
+func isKeyTerm(c store.Cond) bool {
+	switch c.(type) {
+	case store.IDIn, store.KeyIn:
+		return true
+	}
+	return false
+}
+
+// patientTokenMember builds t as the driving member term "the token rows
+// of t's code whose resource is in one of patients' compartments": a
+// range of fhir_token_code (res_type, param, code, patient_key, system,
+// rid) for each patient's key and for manyPatients.
+func (b *condBuilder) patientTokenMember(alias, typ string, t store.TokenMatch, patients []string) {
+	keys := patientKeys(patients)
+	where := "x.res_type = " + b.arg(typ) + " AND x.param = " + b.arg(t.Param) + " AND x.code = " + b.arg(t.Code) +
+		" AND x.patient_key IN (" + b.in(len(keys)) + ")"
+	b.args = append(b.args, keys...)
+	if !t.AnySystem {
+		where += " AND x.system = " + b.arg(t.System)
+	}
+	b.member(alias, "x.rid", "fhir_token x", where)
+}
+
 // driven builds an AND whose driver, c[0], selects row keys from
 // index tables (a member term; ok is false for one that does not, such as
 // ids, and nothing is built): the filters that need nothing of a
@@ -182,9 +244,14 @@ func pickDriver(c store.And) int {
 // patient's Observations of one code from a date, 104 seeks for 3 or 4
 // matches, a third of the query's CPU at 1M resources.
 func (b *condBuilder) driven(c store.And, alias, typ string) (sql string, ok bool) {
+	return b.drivenBy(c, alias, typ, func() { b.build(c[0], alias, typ) })
+}
+
+// drivenBy is driven with c[0]'s driving member term built by drive.
+func (b *condBuilder) drivenBy(c store.And, alias, typ string, drive func()) (sql string, ok bool) {
 	saved, args := b.filter, len(b.args)
 	b.last = memberParts{}
-	b.build(c[0], alias, typ)
+	drive()
 	m := b.last
 	if m.sel == "" {
 		b.args = b.args[:args]
@@ -327,6 +394,15 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		// semi-joins from its statistics, it spent longer planning a
 		// patient's search than running it (member).
 		driver := pickDriver(c)
+		if !b.filter && len(c) > 1 {
+			if t, patients := patientToken(c, driver, typ); t >= 0 {
+				c = filterOrder(c, t)
+				tm := c[0].(store.TokenMatch)
+				if sql, ok := b.drivenBy(c, alias, typ, func() { b.patientTokenMember(alias, typ, tm, patients) }); ok {
+					return sql
+				}
+			}
+		}
 		c = filterOrder(c, driver)
 		if driver >= 0 {
 			driver = 0

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +133,89 @@ func testMigration13(t *testing.T, dsn string) {
 		res, err := db.Search(ctx, q)
 		if err != nil || len(res.Resources) != 1 {
 			t.Errorf("%s where %#v after migration: %d found, %v; want 1", q.Type, q.Where, len(res.Resources), err)
+		}
+	}
+}
+
+// TestMigration15KeysTokens upgrades a database whose token rows were
+// written at schema 14, without their patient's key: each gets the key
+// that smartgate computes for the patient of its resource's own
+// compartment (the same on both engines: PostgreSQL computes it in SQL),
+// the key of many for a resource in several, none for one in none or
+// placed by another resource, and a patient's code then finds them.
+func TestMigration15KeysTokens(t *testing.T) { forEngines(t, testMigration15) }
+
+func testMigration15(t *testing.T, dsn string) {
+	ctx := context.Background()
+	now := micros(time.Now())
+	db := atSchema(t, dsn, 14, func(db *DB, tx *sql.Tx) error {
+		for _, r := range []struct {
+			rid      int64
+			typ, id  string
+			patients []string
+			via      string
+		}{
+			{7, "Observation", "o1", []string{"syn-1-1"}, ""},
+			{8, "Observation", "o2", []string{"4f1c2a9e-0b7d-4e55-9a53-1d2e3f4a5b6c"}, ""},
+			{9, "Observation", "o3", []string{"syn-1-1", "p-ü"}, ""},
+			{10, "Observation", "o4", nil, ""},
+			{11, "Binary", "b1", []string{"syn-1-1"}, "DocumentReference/d1"},
+		} {
+			if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_resources (rid, res_type, res_id, version, last_updated, deleted, body) VALUES (?, ?, ?, 1, ?, 0, ?)"),
+				r.rid, r.typ, r.id, now, `{"resourceType":"`+r.typ+`","id":"`+r.id+`"}`); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_token (rid, res_type, param, system, code, text) VALUES (?, ?, 'code', 'http://loinc.org', 'a', '')"), r.rid, r.typ); err != nil {
+				return err
+			}
+			key := r.rid
+			if r.via != "" {
+				key = 0
+			}
+			for _, p := range r.patients {
+				if _, err := tx.ExecContext(ctx, db.q("INSERT INTO fhir_compartment (res_type, res_id, patient_id, via, rid) VALUES (?, ?, ?, ?, ?)"), r.typ, r.id, p, r.via, key); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	applied, err := db.Migrate(ctx)
+	if err != nil || len(applied) == 0 || applied[0] != 15 {
+		t.Fatalf("Migrate = %v, %v; want 15 applied first", applied, err)
+	}
+	want := map[int64]int64{7: patientKey("syn-1-1"), 8: patientKey("4f1c2a9e-0b7d-4e55-9a53-1d2e3f4a5b6c"), 9: manyPatients, 10: noPatient, 11: noPatient}
+	rows, err := db.r.QueryContext(ctx, "SELECT rid, patient_key FROM fhir_token ORDER BY rid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[int64]int64{}
+	for rows.Next() {
+		var rid, k int64
+		if err := rows.Scan(&rid, &k); err != nil {
+			t.Fatal(err)
+		}
+		got[rid] = k
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("patient keys after migration = %v, want %v", got, want)
+	}
+	code := store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}
+	for _, c := range []struct {
+		patient string
+		want    []string
+	}{{"syn-1-1", []string{"o1", "o3"}}, {"p-ü", []string{"o3"}}, {"4f1c2a9e-0b7d-4e55-9a53-1d2e3f4a5b6c", []string{"o2"}}} {
+		res, err := db.Search(ctx, store.Query{Type: "Observation", Where: store.And{code, store.InCompartment{Patients: []string{c.patient}}}, Page: store.Page{Count: 10}})
+		var ids []string
+		for _, f := range res.Resources {
+			ids = append(ids, f.ID)
+		}
+		if err != nil || !slices.Equal(ids, c.want) {
+			t.Errorf("code a in %s's compartment after migration = %v, %v; want %v", c.patient, ids, err, c.want)
 		}
 	}
 }

@@ -24,6 +24,7 @@ func fhirTests() []struct {
 		{"FHIRVersions", testFHIRVersions},
 		{"FHIRTransactionRollback", testFHIRRollback},
 		{"FHIRSearchConditions", testFHIRSearch},
+		{"FHIRSearchPatientCodes", testFHIRPatientCodes},
 		{"FHIRPagingAndSort", testFHIRPaging},
 		{"FHIRCompartmentAndAccess", testFHIRAccess},
 		{"FHIRIncludesAndHistory", testFHIRIncludes},
@@ -220,6 +221,79 @@ func ids(res store.SearchResult) []string {
 		out = append(out, f.ID)
 	}
 	return out
+}
+
+// testFHIRPatientCodes searches a code within patients' compartments,
+// which the SQL store answers from the patient's token rows (schema 15):
+// resources in one patient's compartment, in two, in none, and one that
+// moves from a patient to another.
+func testFHIRPatientCodes(t *testing.T, b Backend) {
+	s, _ := migrated(t, b)
+	c := ctx(t)
+	put(t, s, obs("o1", "p1", "a", 1))
+	put(t, s, obs("o2", "p2", "a", 2))
+	put(t, s, obs("o3", "p1", "b", 3))
+	shared := obs("o4", "p2", "a", 4)
+	shared.Index.Patients = []string{"p3", "p2", "p3"}
+	put(t, s, shared)
+	none := obs("o5", "p1", "a", 5)
+	none.Index.Patients = nil
+	put(t, s, none)
+	put(t, s, obs("o6", "p1", "a", 6))
+	day := func(d int) int64 { return time.Date(2024, 1, d, 0, 0, 0, 0, time.UTC).UnixMicro() }
+	code := store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}
+	in := func(p ...string) store.InCompartment { return store.InCompartment{Patients: p} }
+	check := func(when string, cases []struct {
+		name string
+		cond store.Cond
+		want []string
+	}) {
+		t.Helper()
+		for _, tc := range cases {
+			res, err := s.Search(c, store.Query{Type: "Observation", Where: tc.cond, Page: store.Page{Count: 50, Total: true}})
+			if err != nil {
+				t.Errorf("%s, %s: %v", when, tc.name, err)
+				continue
+			}
+			got := ids(res)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) || res.Total != len(tc.want) {
+				t.Errorf("%s, %s: got %v (total %d), want %v", when, tc.name, got, res.Total, tc.want)
+			}
+		}
+	}
+	check("written", []struct {
+		name string
+		cond store.Cond
+		want []string
+	}{
+		{"one patient", store.And{code, in("p1")}, []string{"o1", "o6"}},
+		{"under a scope's Or", store.And{code, store.Or{in("p2")}}, []string{"o2", "o4"}},
+		{"shared by two patients, the second", store.And{code, in("p3")}, []string{"o4"}},
+		{"a patient with none, who reads the shared rows", store.And{code, in("p9")}, nil},
+		{"two patients", store.And{code, in("p1", "p3")}, []string{"o1", "o4", "o6"}},
+		{"any system", store.And{store.TokenMatch{Param: "code", AnySystem: true, Code: "a"}, in("p1")}, []string{"o1", "o6"}},
+		{"another code", store.And{store.TokenMatch{Param: "code", AnySystem: true, Code: "b"}, in("p1")}, []string{"o3"}},
+		{"with reference and date", store.And{store.RefMatch{Param: "patient", ID: "p1"}, code, store.DateMatch{Param: "date", Prefix: store.GE, Low: day(2), High: day(3)}, in("p1")}, []string{"o6"}},
+		{"status, then code", store.And{store.TokenMatch{Param: "status", AnySystem: true, Code: "final"}, code, in("p2")}, []string{"o2", "o4"}},
+		{"status alone", store.And{store.TokenMatch{Param: "status", AnySystem: true, Code: "final"}, in("p1")}, []string{"o1", "o3", "o6"}},
+		{"an id drives", store.And{store.IDIn{IDs: []string{"o1", "o2"}}, code, in("p1")}, []string{"o1"}},
+		{"no compartment", code, []string{"o1", "o2", "o4", "o5", "o6"}},
+	})
+	// A resource that moves to another patient's compartment takes its
+	// token rows along; one that leaves every compartment leaves them.
+	put(t, s, obs("o6", "p2", "a", 6))
+	gone := obs("o1", "p1", "a", 1)
+	gone.Index.Patients = nil
+	put(t, s, gone)
+	check("updated", []struct {
+		name string
+		cond store.Cond
+		want []string
+	}{
+		{"the old patient", store.And{code, in("p1")}, nil},
+		{"the new patient", store.And{code, in("p2")}, []string{"o2", "o4", "o6"}},
+	})
 }
 
 func testFHIRSearch(t *testing.T, b Backend) {
