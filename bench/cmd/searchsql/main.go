@@ -32,12 +32,13 @@ import (
 	"log"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite"
+	"smartgate/internal/store/sqlstore"
 )
 
 const cols = "r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.body"
@@ -58,6 +59,11 @@ var shapes = []struct{ name, sql string }{
 	// The drivers alone: the compartment's row keys, the reference's.
 	{"compartment-keys", `SELECT cr.rid FROM fhir_compartment c JOIN fhir_resources cr ON cr.res_type = c.res_type AND cr.res_id = c.res_id WHERE c.res_type = 'Observation' AND c.patient_id IN (?1) AND ?2 IS NOT NULL AND ?3 IS NOT NULL`},
 	{"reference-keys", `SELECT x.rid FROM fhir_ref x WHERE x.res_type = 'Observation' AND x.param = 'patient' AND x.target_id = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL`},
+	// Schema 15 (a copy at schema 15 only; ?4 is the patient's key): the
+	// patient's token rows of the code drive, from fhir_token_code.
+	{"after-15", `SELECT ` + cols + ` FROM fhir_resources r WHERE r.res_type = 'Observation' AND r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_token x WHERE x.res_type = 'Observation' AND x.param = 'code' AND x.code = ?2 AND x.patient_key IN (?4, 1) AND x.system = 'http://loinc.org') d1 WHERE EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3))) AND EXISTS (SELECT 1 FROM fhir_ref x INDEXED BY fhir_ref_rid WHERE x.rid = d1.rid AND x.param = 'patient' AND target_id = ?1)) AND (EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = r.rid AND c.res_type = 'Observation' AND c.patient_id IN (?1)) OR EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = 0 AND c.res_id = r.res_id AND c.res_type = 'Observation' AND c.patient_id IN (?1)))) ORDER BY r.rid LIMIT 51`},
+	// ... with the resource's row found by its row key alone.
+	{"after-15-rowid", `SELECT ` + cols + ` FROM fhir_resources r WHERE +r.res_type = 'Observation' AND +r.deleted = 0 AND (r.rid IN (SELECT d1.rid FROM (SELECT x.rid AS rid FROM fhir_token x WHERE x.res_type = 'Observation' AND x.param = 'code' AND x.code = ?2 AND x.patient_key IN (?4, 1) AND x.system = 'http://loinc.org') d1 WHERE EXISTS (SELECT 1 FROM fhir_date x INDEXED BY fhir_date_rid WHERE x.rid = d1.rid AND x.param = 'date' AND (high > ?3 OR (low >= ?3 AND high <= ?3))) AND EXISTS (SELECT 1 FROM fhir_ref x INDEXED BY fhir_ref_rid WHERE x.rid = d1.rid AND x.param = 'patient' AND target_id = ?1)) AND (EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = r.rid AND c.res_type = 'Observation' AND c.patient_id IN (?1)) OR EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.rid = 0 AND c.res_id = r.res_id AND c.res_type = 'Observation' AND c.patient_id IN (?1)))) ORDER BY r.rid LIMIT 51`},
 }
 
 // patientTokens is the shape -patient-tokens adds: the patient's tokens
@@ -116,6 +122,7 @@ func main() {
 	conns := flag.Int("conns", 1, "connections for -par")
 	shape := flag.String("shape", "after", "the shape -par runs")
 	pt := flag.Bool("patient-tokens", false, "add fhir_token_pt to the copy and the shape that uses it")
+	only := flag.String("only", "", "the shapes to run, comma-separated (default: every shape)")
 	flag.Parse()
 	if *path == "" {
 		log.Fatal("-db is required")
@@ -123,6 +130,10 @@ func main() {
 	if *pt {
 		buildPatientTokens(*path)
 		shapes = append(shapes, patientTokens)
+	}
+	if *only != "" {
+		names := strings.Split(*only, ",")
+		shapes = slices.DeleteFunc(shapes, func(s struct{ name, sql string }) bool { return !slices.Contains(names, s.name) })
 	}
 	db, err := sql.Open("sqlite", "file:"+*path+"?mode=ro&_pragma=query_only(1)")
 	if err != nil {
@@ -133,9 +144,11 @@ func main() {
 	db.SetMaxIdleConns(max(1, *conns))
 	searches := pick(db)
 
+	nargs := 3
 	run := func(st *sql.Stmt, i int) int {
 		s := searches[i%len(searches)]
-		rows, err := st.Query(s.patient, s.code, s.date)
+		args := []any{s.patient, s.code, s.date, sqlstore.PatientKey(s.patient)}
+		rows, err := st.Query(args[:nargs]...)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -158,6 +171,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		nargs = argCount(shapes[i].sql)
 		for r := 0; r < *rounds; r++ {
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -183,6 +197,7 @@ func main() {
 			if err != nil {
 				log.Fatalf("%s: %v", sh.name, err)
 			}
+			nargs = argCount(sh.sql)
 			rows := 0
 			c0 := cpu()
 			for i := 0; i < *n; i++ {
@@ -192,6 +207,14 @@ func main() {
 			st.Close()
 		}
 	}
+}
+
+// argCount is the parameters a shape binds: ?1 to ?3, and ?4 at schema 15.
+func argCount(sql string) int {
+	if strings.Contains(sql, "?4") {
+		return 4
+	}
+	return 3
 }
 
 // pick chooses 200 searches: a patient at random, one of its

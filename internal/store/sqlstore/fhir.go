@@ -190,7 +190,7 @@ func (db *DB) searchOnce(ctx context.Context, qr querier, q store.Query) (res st
 			where += " AND r.rid > ?"
 			cb.args = append(cb.args, q.Page.After)
 		}
-		query := "SELECT " + resourceColumns + " FROM fhir_resources r WHERE " + where + " ORDER BY r.rid LIMIT ?"
+		query := "SELECT " + resourceColumns + " FROM fhir_resources r WHERE " + db.byRowKey(q.Where, where) + " ORDER BY r.rid LIMIT ?"
 		err = db.collect(ctx, qr, query, append(cb.args, q.Page.Count+1), q.Page.Count, 0, &res)
 		return res, err
 	}
@@ -243,6 +243,28 @@ func (db *DB) searchOnce(ctx context.Context, qr querier, q store.Query) (res st
 		outer + " ORDER BY " + strings.Join(order, ", ") + " LIMIT ?"
 	err = db.collect(ctx, qr, query, append(args, q.Page.Count+1), q.Page.Count, len(q.Sort), &res)
 	return res, err
+}
+
+// byRowKey is a search's WHERE for its page, where for an AND whose
+// driver gives the resources' row keys (r.rid IN (...)) SQLite finds each
+// row by its key alone: the type and deleted terms, prefixed with the
+// no-op unary +, are checked on the row instead of leading SQLite to look
+// each key up in fhir_resources_type (res_type, deleted, rid) first and
+// then in the table, two B-tree searches for one (8-10% of the SQL's CPU
+// for a patient's Observations of a code at 1M resources). The COUNT
+// keeps the index: it may answer from the index alone.
+func (db *DB) byRowKey(c store.Cond, where string) string {
+	if db.postgres {
+		return where
+	}
+	if _, ok := c.(store.And); !ok {
+		return where
+	}
+	const head = "r.res_type = ? AND r.deleted = 0 AND (r.rid IN ("
+	if !strings.HasPrefix(where, head) {
+		return where
+	}
+	return "+r.res_type = ? AND +r.deleted = 0" + where[len("r.res_type = ? AND r.deleted = 0"):]
 }
 
 // collect scans up to count resources (and nsort sort values each) into

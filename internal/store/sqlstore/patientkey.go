@@ -43,6 +43,9 @@ func patientKey(id string) int64 {
 	return k
 }
 
+// PatientKey is patientKey, for bench/cmd/searchsql.
+func PatientKey(id string) int64 { return patientKey(id) }
+
 // patientsKey is the key of a resource whose own content puts it in the
 // compartments of patients (deduplicated).
 func patientsKey(patients []string) int64 {
