@@ -453,7 +453,7 @@ func (a *API) criterion(typ, name, value string) (store.Cond, bool, error) {
 			return store.StringMatch{Param: code, Value: v, Mode: mode}, nil
 		})
 	case "reference":
-		return a.refCond(name, code, mod, value, p)
+		return a.refCond(typ, name, code, mod, value, p)
 	case "date":
 		if mod != "" {
 			return nil, true, searchError(name, "date parameters take no modifier but :missing")
@@ -523,7 +523,8 @@ func (a *API) tokenCond(name, code, mod, value string) (store.Cond, bool, error)
 	return store.Not{Cond: c}, true, nil
 }
 
-func (a *API) refCond(name, code, mod, value string, p spec.Param) (store.Cond, bool, error) {
+func (a *API) refCond(typ, name, code, mod, value string, p spec.Param) (store.Cond, bool, error) {
+	compartment := spec.PatientCompartmentParam(typ, code)
 	if mod == "identifier" {
 		return orOf(splitOr(value), func(v string) (store.Cond, error) {
 			sys, val, hasBar := splitBar(v)
@@ -549,7 +550,8 @@ func (a *API) refCond(name, code, mod, value string, p spec.Param) (store.Cond, 
 		v, _, _ = strings.Cut(v, "/_history/")
 		t, id, hasType := strings.Cut(v, "/")
 		if !hasType {
-			return store.RefMatch{Param: code, Type: mod, ID: v}, nil
+			patient := mod == "Patient" || mod == "" && len(p.Targets) == 1 && p.Targets[0] == "Patient"
+			return store.RefMatch{Param: code, Type: mod, ID: v, Compartment: compartment && patient}, nil
 		}
 		if mod != "" && t != mod {
 			return nil, searchError(name, "the modifier :%s and the value's type %s differ", mod, t)
@@ -557,7 +559,7 @@ func (a *API) refCond(name, code, mod, value string, p spec.Param) (store.Cond, 
 		if !slices.Contains(p.Targets, t) && !slices.Contains(p.Targets, "Resource") || id == "" || strings.Contains(id, "/") {
 			return nil, searchError(name, "%q is not a reference %s can hold (Type/id with Type one of %s)", v, code, strings.Join(p.Targets, ", "))
 		}
-		return store.RefMatch{Param: code, Type: t, ID: id}, nil
+		return store.RefMatch{Param: code, Type: t, ID: id, Compartment: compartment && t == "Patient"}, nil
 	})
 }
 

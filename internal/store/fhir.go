@@ -369,6 +369,12 @@ type RefMatch struct {
 	IdentSystem string
 	AnySystem   bool
 	IdentValue  string
+	// Compartment says that the match puts the resource in the
+	// compartment of Patient ID (the reference is to that Patient, and
+	// Param is one of the type's compartment parameters or narrows one
+	// to Patients), so that a store may look the resource up by that
+	// compartment first and keep this term as a filter.
+	Compartment bool
 }
 
 // Chain holds when Param references a resource of TargetType that

@@ -142,6 +142,28 @@ func ChoiceElement(name string) bool {
 // for Patient itself; a "{def}" entry (R5 style) would mean the Patient.
 func CompartmentParams(typ string) []string { return slices.Clone(compartment[typ]) }
 
+// PatientCompartmentParam reports whether a reference of typ's parameter
+// code to Patient P puts the resource in P's compartment: code is one of
+// CompartmentParams(typ), or narrows one of them to Patients (its
+// expression is that parameter's with ".where(resolve() is Patient)",
+// as Observation's patient narrows subject).
+func PatientCompartmentParam(typ, code string) bool {
+	ps := compartment[typ]
+	if slices.Contains(ps, code) {
+		return true
+	}
+	p, ok := Lookup(typ, code)
+	if !ok {
+		return false
+	}
+	for _, c := range ps {
+		if q, ok := Lookup(typ, c); ok && q.Expression != "" && p.Expression == q.Expression+".where(resolve() is Patient)" {
+			return true
+		}
+	}
+	return false
+}
+
 // USCore returns the US Core 6.1.0 server CapabilityStatement's
 // expectations for typ; false when US Core says nothing about typ. The
 // result is a deep copy.

@@ -150,6 +150,33 @@ func TestCompartmentParams(t *testing.T) {
 	}
 }
 
+// TestPatientCompartmentParam: a compartment parameter, or one that
+// narrows it to Patients, puts a resource that refers to a patient by it
+// in that patient's compartment; other references do not.
+func TestPatientCompartmentParam(t *testing.T) {
+	for _, tt := range []struct {
+		typ, code string
+		want      bool
+	}{
+		{"Observation", "subject", true},
+		{"Observation", "patient", true}, // Observation.subject.where(resolve() is Patient)
+		{"Observation", "performer", true},
+		{"Observation", "focus", false},
+		{"Observation", "encounter", false},
+		{"Encounter", "patient", true},
+		{"Condition", "patient", true},
+		{"Condition", "subject", false}, // R4's compartment lists patient, not subject
+		{"MedicationRequest", "requester", false},
+		{"Immunization", "patient", true},
+		{"Device", "patient", false},
+		{"Observation", "nope", false},
+	} {
+		if got := PatientCompartmentParam(tt.typ, tt.code); got != tt.want {
+			t.Errorf("PatientCompartmentParam(%s, %s) = %v, want %v", tt.typ, tt.code, got, tt.want)
+		}
+	}
+}
+
 // TestUSCoreDefinitions: every parameter the US Core server
 // CapabilityStatement names, alone or in a combination, has a definition
 // that is marked as US Core's.

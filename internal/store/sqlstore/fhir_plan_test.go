@@ -27,6 +27,8 @@ func TestFHIRQueriesUseIndexes(t *testing.T) {
 		{"patient+category under a patient scope", "Observation", store.And{store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "category", AnySystem: true, Code: "laboratory"}}, patient}},
 		{"patient+code+date", "Observation", store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "8867-4"}, store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}, patient}},
 		{"patient+code+date without a patient scope", "Observation", store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "8867-4"}, store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}}},
+		// The API marks Observation's patient as a compartment's reference.
+		{"patient+code+date by the compartment's reference", "Observation", store.And{store.RefMatch{Param: "patient", ID: "p1", Compartment: true}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "8867-4"}, store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}}},
 		// A token's one scope for the type is an Or of one: its
 		// compartment still drives (before, the code did, over every
 		// patient's Observations of that code).
@@ -59,7 +61,7 @@ func TestFHIRQueriesUseIndexes(t *testing.T) {
 		}
 		// Under a patient scope a code drives as the patient's token
 		// rows (schema 15), whatever else the AND holds.
-		patientCode := c.name == "patient+code+date" || c.name == "code+date in a compartment" || strings.HasPrefix(c.name, "code in ")
+		patientCode := c.name == "patient+code+date" || c.name == "patient+code+date by the compartment's reference" || c.name == "code+date in a compartment" || strings.HasPrefix(c.name, "code in ")
 		if patientCode && !strings.Contains(where, "(SELECT x.rid AS rid FROM fhir_token x WHERE x.res_type = ? AND x.param = ? AND x.code = ? AND x.patient_key IN (?, ?) AND x.system = ?)") {
 			t.Errorf("%s: the patient's code does not drive:\n  %s", c.name, where)
 		}

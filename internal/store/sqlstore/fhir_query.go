@@ -175,21 +175,33 @@ const maxKeyedPatients = 32
 // under a compartment of a few patients, on any type but Binary (whose
 // compartment another resource may give, which its token rows do not
 // hold). It returns the term's index and the compartment's patients, or
-// -1 when there is none or an id or row key drives. A term of param
-// "code" comes first, as the most selective of a resource's tokens
-// (category or status match many of a patient's resources).
+// -1 when there is none or an id or row key drives. A reference that
+// puts the resource in a patient's compartment (RefMatch.Compartment:
+// Observation?patient=P under a system-level token) names that patient as
+// the compartment does. A term of param "code" comes first, as the most
+// selective of a resource's tokens (category or status match many of a
+// patient's resources).
 //
-// The compartment term stays, as a filter: it is what the search asks,
-// and it rejects a resource of another patient with the same key.
+// The compartment or reference term stays, as a filter: it is what the
+// search asks, and it rejects a resource of another patient with the same
+// key.
 func patientToken(c store.And, driver int, typ string) (int, []string) {
 	if typ == "Binary" || driver >= 0 && isKeyTerm(c[driver]) {
 		return -1, nil
 	}
 	var patients []string
 	for _, x := range c {
-		if x, ok := x.(store.InCompartment); ok && len(x.Patients) > 0 && len(x.Patients) <= maxKeyedPatients &&
-			(patients == nil || len(x.Patients) < len(patients)) {
-			patients = x.Patients
+		switch x := x.(type) {
+		case store.InCompartment:
+			if len(x.Patients) > 0 && len(x.Patients) <= maxKeyedPatients && (patients == nil || len(x.Patients) < len(patients)) {
+				patients = x.Patients
+			}
+		case store.RefMatch:
+			// A reference to a patient by a compartment parameter puts
+			// the resource in that patient's compartment.
+			if x.Compartment && !x.Identifier && x.URL == "" && x.ID != "" {
+				patients = []string{x.ID}
+			}
 		}
 	}
 	if patients == nil {

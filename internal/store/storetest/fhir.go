@@ -279,6 +279,12 @@ func testFHIRPatientCodes(t *testing.T, b Backend) {
 		{"status alone", store.And{store.TokenMatch{Param: "status", AnySystem: true, Code: "final"}, in("p1")}, []string{"o1", "o3", "o6"}},
 		{"an id drives", store.And{store.IDIn{IDs: []string{"o1", "o2"}}, code, in("p1")}, []string{"o1"}},
 		{"no compartment", code, []string{"o1", "o2", "o4", "o5", "o6"}},
+		// A reference that puts the resource in the patient's compartment
+		// (Observation?patient=P under a system-level token).
+		{"a compartment's reference", store.And{store.RefMatch{Param: "patient", Type: "Patient", ID: "p1", Compartment: true}, code}, []string{"o1", "o6"}},
+		{"a compartment's reference, untyped", store.And{store.RefMatch{Param: "patient", ID: "p2", Compartment: true}, code}, []string{"o2", "o4"}},
+		// o4 is in p3's compartment, but does not refer to p3 by patient.
+		{"a compartment's reference the shared resource lacks", store.And{store.RefMatch{Param: "patient", ID: "p3", Compartment: true}, code}, nil},
 	})
 	// A resource that moves to another patient's compartment takes its
 	// token rows along; one that leaves every compartment leaves them.
