@@ -408,9 +408,9 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		driver := pickDriver(c)
 		if !b.filter && len(c) > 1 {
 			if t, patients := patientToken(c, driver, typ); t >= 0 {
-				c = filterOrder(c, t)
-				tm := c[0].(store.TokenMatch)
-				if sql, ok := b.drivenBy(c, alias, typ, func() { b.patientTokenMember(alias, typ, tm, patients) }); ok {
+				pc := filterOrder(c, t)
+				tm := pc[0].(store.TokenMatch)
+				if sql, ok := b.drivenBy(pc, alias, typ, func() { b.patientTokenMember(alias, typ, tm, patients) }); ok {
 					return sql
 				}
 			}
