@@ -227,7 +227,7 @@ func isKeyTerm(c store.Cond) bool {
 // patientTokenMember builds t as the driving member term "the token rows
 // of t's code whose resource is in one of patients' compartments": a
 // range of fhir_token_code (res_type, param, code, patient_key, system,
-// rid) for each patient's key and for manyPatients.
+// rid) for each patient's key, manyPatients and noPatient (patientKeys).
 func (b *condBuilder) patientTokenMember(alias, typ string, t store.TokenMatch, patients []string) {
 	keys := patientKeys(patients)
 	where := "x.res_type = " + b.arg(typ) + " AND x.param = " + b.arg(t.Param) + " AND x.code = " + b.arg(t.Code) +

@@ -142,7 +142,8 @@ func testMigration13(t *testing.T, dsn string) {
 // that smartgate computes for the patient of its resource's own
 // compartment (the same on both engines: PostgreSQL computes it in SQL),
 // the key of many for a resource in several, none for one in none or
-// placed by another resource, and a patient's code then finds them.
+// placed by another resource, and a patient's code then finds them, and
+// the rows an older smartgate writes after the migration.
 func TestMigration15KeysTokens(t *testing.T) { forEngines(t, testMigration15) }
 
 func testMigration15(t *testing.T, dsn string) {
@@ -204,11 +205,23 @@ func testMigration15(t *testing.T, dsn string) {
 	if !maps.Equal(got, want) {
 		t.Errorf("patient keys after migration = %v, want %v", got, want)
 	}
+	// A schema-14 smartgate still running on a migrated PostgreSQL
+	// database writes its token rows without a key (the column's default):
+	// the patient's searches still find the resource.
+	if _, err := db.w.ExecContext(ctx, db.q("INSERT INTO fhir_resources (rid, res_type, res_id, version, last_updated, deleted, body) VALUES (12, 'Observation', 'o5', 1, ?, 0, '{}')"), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.ExecContext(ctx, "INSERT INTO fhir_token (rid, res_type, param, system, code, text) VALUES (12, 'Observation', 'code', 'http://loinc.org', 'a', '')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.ExecContext(ctx, "INSERT INTO fhir_compartment (res_type, res_id, patient_id, via, rid) VALUES ('Observation', 'o5', 'syn-1-1', '', 12)"); err != nil {
+		t.Fatal(err)
+	}
 	code := store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "a"}
 	for _, c := range []struct {
 		patient string
 		want    []string
-	}{{"syn-1-1", []string{"o1", "o3"}}, {"p-ü", []string{"o3"}}, {"4f1c2a9e-0b7d-4e55-9a53-1d2e3f4a5b6c", []string{"o2"}}} {
+	}{{"syn-1-1", []string{"o1", "o3", "o5"}}, {"p-ü", []string{"o3"}}, {"4f1c2a9e-0b7d-4e55-9a53-1d2e3f4a5b6c", []string{"o2"}}} {
 		res, err := db.Search(ctx, store.Query{Type: "Observation", Where: store.And{code, store.InCompartment{Patients: []string{c.patient}}}, Page: store.Page{Count: 10}})
 		var ids []string
 		for _, f := range res.Resources {

@@ -59,13 +59,19 @@ func patientsKey(patients []string) int64 {
 }
 
 // patientKeys is the keys a search for the compartments of patients
-// reads: each one's, and manyPatients.
+// reads: each one's, manyPatients, and noPatient. The last is for rows
+// written without a key: a smartgate older than schema 15, still running
+// on a PostgreSQL database that a newer node migrated, writes its token
+// rows with the column's default, 0. Reading them costs one more range of
+// the index (few rows of a compartment's type are in no compartment), and
+// the search's compartment or reference filter decides, as for the rows
+// of many patients.
 func patientKeys(patients []string) []any {
-	out := make([]any, 0, len(patients)+1)
+	out := make([]any, 0, len(patients)+2)
 	for _, p := range patients {
 		out = append(out, patientKey(p))
 	}
-	return append(out, manyPatients)
+	return append(out, manyPatients, noPatient)
 }
 
 func init() {
