@@ -171,8 +171,8 @@ func pickDriver(c store.And) int {
 const maxKeyedPatients = 32
 
 // patientToken finds, in an AND whose driver pickDriver chose, a token
-// term that may drive as the patient's token rows (schema 15): a code,
-// under a compartment of a few patients, on any type but Binary (whose
+// term that may drive as the patient's token rows (schema 15): a code or
+// a list of codes (tokenCodes), under a compartment of a few patients, on any type but Binary (whose
 // compartment another resource may give, which its token rows do not
 // hold). It returns the term's index and the compartment's patients, or
 // -1 when there is none or an id or row key drives. A reference that
@@ -180,7 +180,7 @@ const maxKeyedPatients = 32
 // Observation?patient=P under a system-level token) names that patient as
 // the compartment does. A term of param "code" comes first, as the most
 // selective of a resource's tokens (category or status match many of a
-// patient's resources).
+// patient's resources), and one code before a list of them.
 //
 // The compartment or reference term stays, as a filter: it is what the
 // search asks, and it rejects a resource of another patient with the same
@@ -207,13 +207,54 @@ func patientToken(c store.And, driver int, typ string) (int, []string) {
 	if patients == nil {
 		return -1, nil
 	}
-	best := -1
+	best, bestRank := -1, 0
 	for i, x := range c {
-		if t, ok := x.(store.TokenMatch); ok && t.Text == "" && !t.AnyCode && (best < 0 || t.Param == "code" && c[best].(store.TokenMatch).Param != "code") {
-			best = i
+		ts := tokenCodes(x)
+		if ts == nil {
+			continue
+		}
+		// A code before another parameter, one code before a list.
+		r := 1
+		if ts[0].Param == "code" {
+			r += 2
+		}
+		if len(ts) == 1 {
+			r++
+		}
+		if r > bestRank {
+			best, bestRank = i, r
 		}
 	}
 	return best, patients
+}
+
+// tokenCodes is the codes a term asks for, when it can drive as a
+// patient's token rows: a TokenMatch with a code, or an Or of them
+// (code=a,b) on one parameter, all with the same system or all with any;
+// nil otherwise.
+func tokenCodes(c store.Cond) []store.TokenMatch {
+	var ts []store.TokenMatch
+	switch c := c.(type) {
+	case store.TokenMatch:
+		ts = []store.TokenMatch{c}
+	case store.Or:
+		for _, x := range c {
+			t, ok := x.(store.TokenMatch)
+			if !ok {
+				return nil
+			}
+			ts = append(ts, t)
+		}
+	}
+	for _, t := range ts {
+		if t.Text != "" || t.AnyCode || t.Param != ts[0].Param || t.AnySystem != ts[0].AnySystem || !t.AnySystem && t.System != ts[0].System {
+			return nil
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	return ts
 }
 
 func isKeyTerm(c store.Cond) bool {
@@ -224,14 +265,24 @@ func isKeyTerm(c store.Cond) bool {
 	return false
 }
 
-// patientTokenMember builds t as the driving member term "the token rows
-// of t's code whose resource is in one of patients' compartments": a
-// range of fhir_token_code (res_type, param, code, patient_key, system,
-// rid) for each patient's key, manyPatients and noPatient (patientKeys).
-func (b *condBuilder) patientTokenMember(alias, typ string, t store.TokenMatch, patients []string) {
+// patientTokenMember builds ts (tokenCodes) as the driving member term
+// "the token rows of these codes whose resource is in one of patients'
+// compartments": a range of fhir_token_code (res_type, param, code,
+// patient_key, system, rid) for each code and each patient's key,
+// manyPatients and noPatient (patientKeys).
+func (b *condBuilder) patientTokenMember(alias, typ string, ts []store.TokenMatch, patients []string) {
+	t := ts[0]
+	where := "x.res_type = " + b.arg(typ) + " AND x.param = " + b.arg(t.Param)
+	if len(ts) == 1 {
+		where += " AND x.code = " + b.arg(t.Code)
+	} else {
+		where += " AND x.code IN (" + b.in(len(ts)) + ")"
+		for _, t := range ts {
+			b.args = append(b.args, t.Code)
+		}
+	}
 	keys := patientKeys(patients)
-	where := "x.res_type = " + b.arg(typ) + " AND x.param = " + b.arg(t.Param) + " AND x.code = " + b.arg(t.Code) +
-		" AND x.patient_key IN (" + b.in(len(keys)) + ")"
+	where += " AND x.patient_key IN (" + b.in(len(keys)) + ")"
 	b.args = append(b.args, keys...)
 	if !t.AnySystem {
 		where += " AND x.system = " + b.arg(t.System)
@@ -409,8 +460,8 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		if !b.filter && len(c) > 1 {
 			if t, patients := patientToken(c, driver, typ); t >= 0 {
 				pc := filterOrder(c, t)
-				tm := pc[0].(store.TokenMatch)
-				if sql, ok := b.drivenBy(pc, alias, typ, func() { b.patientTokenMember(alias, typ, tm, patients) }); ok {
+				ts := tokenCodes(pc[0])
+				if sql, ok := b.drivenBy(pc, alias, typ, func() { b.patientTokenMember(alias, typ, ts, patients) }); ok {
 					return sql
 				}
 			}

@@ -277,6 +277,11 @@ func testFHIRPatientCodes(t *testing.T, b Backend) {
 		{"with reference and date", store.And{store.RefMatch{Param: "patient", ID: "p1"}, code, store.DateMatch{Param: "date", Prefix: store.GE, Low: day(2), High: day(3)}, in("p1")}, []string{"o6"}},
 		{"status, then code", store.And{store.TokenMatch{Param: "status", AnySystem: true, Code: "final"}, code, in("p2")}, []string{"o2", "o4"}},
 		{"status alone", store.And{store.TokenMatch{Param: "status", AnySystem: true, Code: "final"}, in("p1")}, []string{"o1", "o3", "o6"}},
+		// code=a,b: one range for each code and key.
+		{"a list of codes", store.And{store.Or{code, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "b"}}, in("p1")}, []string{"o1", "o3", "o6"}},
+		{"a list of codes, any system", store.And{store.Or{store.TokenMatch{Param: "code", AnySystem: true, Code: "b"}, store.TokenMatch{Param: "code", AnySystem: true, Code: "a"}}, in("p2")}, []string{"o2", "o4"}},
+		{"a list of codes of two systems", store.And{store.Or{code, store.TokenMatch{Param: "code", System: "http://snomed.info/sct", Code: "b"}}, in("p1")}, []string{"o1", "o6"}},
+		{"a list of codes, and a code", store.And{store.Or{store.TokenMatch{Param: "code", AnySystem: true, Code: "b"}, code}, store.TokenMatch{Param: "status", AnySystem: true, Code: "final"}, in("p1")}, []string{"o1", "o3", "o6"}},
 		{"an id drives", store.And{store.IDIn{IDs: []string{"o1", "o2"}}, code, in("p1")}, []string{"o1"}},
 		{"no compartment", code, []string{"o1", "o2", "o4", "o5", "o6"}},
 		// A reference that puts the resource in the patient's compartment
