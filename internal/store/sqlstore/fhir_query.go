@@ -172,9 +172,9 @@ const maxKeyedPatients = 32
 
 // patientToken finds, in an AND whose driver pickDriver chose, a token
 // term that may drive as the patient's token rows (schema 15): a code or
-// a list of codes (tokenCodes), under a compartment of a few patients, on any type but Binary (whose
-// compartment another resource may give, which its token rows do not
-// hold). It returns the term's index and the compartment's patients, or
+// a list of codes (tokenCodes), under a compartment of a few patients, on
+// any type but Binary (whose compartment another resource may give, which
+// its token rows do not hold). It returns the term's index and the compartment's patients, or
 // -1 when there is none or an id or row key drives. A reference that
 // puts the resource in a patient's compartment (RefMatch.Compartment:
 // Observation?patient=P under a system-level token) names that patient as
