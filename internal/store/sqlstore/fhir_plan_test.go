@@ -70,7 +70,11 @@ func TestFHIRQueriesUseIndexes(t *testing.T) {
 			t.Errorf("%s: the date filter does not run on the driver's row keys:\n  %s", c.name, where)
 		}
 		// As searchOnce builds the page's query.
-		plan := queryPlan(t, db, "SELECT r.rid FROM fhir_resources r WHERE "+db.byRowKey(c.cond, "r.res_type = ? AND r.deleted = 0 AND "+where)+" ORDER BY r.rid LIMIT 51", append([]any{c.typ}, cb.args...)...)
+		head := "r.res_type = ? AND r.deleted = 0"
+		if db.rowKeysFirst(c.cond, " AND "+where) {
+			head = "+r.res_type = ? AND +r.deleted = 0"
+		}
+		plan := queryPlan(t, db, "SELECT r.rid FROM fhir_resources r WHERE "+head+" AND "+where+" ORDER BY r.rid LIMIT 51", append([]any{c.typ}, cb.args...)...)
 		joined := strings.Join(plan, "\n")
 		// A driver's row keys find the resources' rows by key alone.
 		if patientCode && !strings.Contains(joined, "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)") {
