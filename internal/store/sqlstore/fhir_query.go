@@ -174,22 +174,22 @@ const maxKeyedPatients = 32
 // term that may drive as the patient's token rows (schema 15): a code or
 // a list of codes (tokenCodes), under a compartment of a few patients, on
 // any type but Binary (whose compartment another resource may give, which
-// its token rows do not hold). It returns the term's index and the compartment's patients, or
-// -1 when there is none or an id or row key drives. A reference that
-// puts the resource in a patient's compartment (RefMatch.Compartment:
-// Observation?patient=P under a system-level token) names that patient as
-// the compartment does. A term of param "code" comes first, as the most
-// selective of a resource's tokens (category or status match many of a
-// patient's resources), and one code before a list of them.
+// its token rows do not hold). It returns the term's index, its codes and
+// the compartment's patients, or -1 when there is none or an id or row key
+// drives. A reference that puts the resource in a patient's compartment
+// (RefMatch.Compartment: Observation?patient=P under a system-level token)
+// names that patient as the compartment does. A term of param "code"
+// comes first, as the most selective of a resource's tokens (category or
+// status match many of a patient's resources), and one code before a list
+// of them.
 //
 // The compartment or reference term stays, as a filter: it is what the
 // search asks, and it rejects a resource of another patient with the same
 // key.
-func patientToken(c store.And, driver int, typ string) (int, []string) {
+func patientToken(c store.And, driver int, typ string) (best int, codes []store.TokenMatch, patients []string) {
 	if typ == "Binary" || driver >= 0 && isKeyTerm(c[driver]) {
-		return -1, nil
+		return -1, nil, nil
 	}
-	var patients []string
 	for _, x := range c {
 		switch x := x.(type) {
 		case store.InCompartment:
@@ -205,7 +205,7 @@ func patientToken(c store.And, driver int, typ string) (int, []string) {
 		}
 	}
 	if patients == nil {
-		return -1, nil
+		return -1, nil, nil
 	}
 	best, bestRank := -1, 0
 	for i, x := range c {
@@ -222,10 +222,10 @@ func patientToken(c store.And, driver int, typ string) (int, []string) {
 			r++
 		}
 		if r > bestRank {
-			best, bestRank = i, r
+			best, bestRank, codes = i, r, ts
 		}
 	}
-	return best, patients
+	return best, codes, patients
 }
 
 // tokenCodes is the codes a term asks for, when it can drive as a
@@ -458,10 +458,8 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		// patient's search than running it (member).
 		driver := pickDriver(c)
 		if !b.filter && len(c) > 1 {
-			if t, patients := patientToken(c, driver, typ); t >= 0 {
-				pc := filterOrder(c, t)
-				ts := tokenCodes(pc[0])
-				if sql, ok := b.drivenBy(pc, alias, typ, func() { b.patientTokenMember(alias, typ, ts, patients) }); ok {
+			if t, codes, patients := patientToken(c, driver, typ); t >= 0 {
+				if sql, ok := b.drivenBy(filterOrder(c, t), alias, typ, func() { b.patientTokenMember(alias, typ, codes, patients) }); ok {
 					return sql
 				}
 			}
