@@ -524,7 +524,6 @@ func (a *API) tokenCond(name, code, mod, value string) (store.Cond, bool, error)
 }
 
 func (a *API) refCond(typ, name, code, mod, value string, p spec.Param) (store.Cond, bool, error) {
-	compartment := spec.PatientCompartmentParam(typ, code)
 	if mod == "identifier" {
 		return orOf(splitOr(value), func(v string) (store.Cond, error) {
 			sys, val, hasBar := splitBar(v)
@@ -537,6 +536,7 @@ func (a *API) refCond(typ, name, code, mod, value string, p spec.Param) (store.C
 	if mod != "" && !slices.Contains(p.Targets, mod) {
 		return nil, true, searchError(name, "%s points at %s; the modifier :%s is not one of them (or use :identifier or :missing)", code, strings.Join(p.Targets, ", "), mod)
 	}
+	compartment := spec.PatientCompartmentParam(typ, code)
 	return orOf(splitOr(value), func(v string) (store.Cond, error) {
 		v = unescape(v)
 		if v == "" {
