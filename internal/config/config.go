@@ -98,6 +98,14 @@ type FHIR struct {
 	// an Encounter's participant or a CareTeam's participant names the
 	// practitioner).
 	PractitionerAccess string `yaml:"practitioner_access"`
+	// ReadSlots is how many FHIR reads and searches (GET) one node runs
+	// at once; the others wait for a slot in arrival order. 0 (the
+	// default): twice the CPUs the Go runtime uses (GOMAXPROCS), plus
+	// database_max_conns on PostgreSQL.
+	ReadSlots int `yaml:"read_slots"`
+	// ReadMaxWait is the longest a read waits for a slot; then it runs
+	// without one, so a slow request never holds the others back longer.
+	ReadMaxWait Duration `yaml:"read_max_wait"`
 }
 
 // Assertions sets the checks on client assertions (RFC 7523, SMART
@@ -199,7 +207,7 @@ func Default() Config {
 		Changes:         Changes{PollInterval: Duration(time.Second), StaleAfter: Duration(5 * time.Second)},
 		Audit:           Audit{BatchSize: 256, FlushInterval: Duration(500 * time.Millisecond), QueueSize: 8192},
 		ShutdownTimeout: Duration(15 * time.Second),
-		FHIR:            FHIR{PractitionerAccess: "all"},
+		FHIR:            FHIR{PractitionerAccess: "all", ReadMaxWait: Duration(500 * time.Millisecond)},
 		Authorize:       Authorize{RequestTTL: Duration(15 * time.Minute)},
 		Export:          Export{Retention: Duration(24 * time.Hour), MaxFileResources: 100_000, MaxActivePerClient: 5},
 		Login: Login{SessionTTL: Duration(12 * time.Hour), AccountFreeFailures: 3, AddressFreeFailures: 20,

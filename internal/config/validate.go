@@ -161,6 +161,12 @@ func (c *Config) validate(serving bool) error {
 	default:
 		add("fhir.practitioner_access", "%q is not an access rule; use all (a practitioner's user/ scopes reach every patient) or care-relationship (only patients the practitioner is linked to)", c.FHIR.PractitionerAccess)
 	}
+	if c.FHIR.ReadSlots < 0 {
+		add("fhir.read_slots", "must be 0 (twice the CPUs) or more, not %d", c.FHIR.ReadSlots)
+	}
+	if c.FHIR.ReadMaxWait.D() <= 0 {
+		add("fhir.read_max_wait", "must be longer than 0, not %s; it bounds how long a read waits for a slot before it runs anyway", c.FHIR.ReadMaxWait.D())
+	}
 	if c.RateLimits.Enabled {
 		for k, v := range map[string]int{"rate_limits.token_per_client": c.RateLimits.TokenPerClient, "rate_limits.token_burst": c.RateLimits.TokenBurst,
 			"rate_limits.register_per_address": c.RateLimits.RegisterPerAddress, "rate_limits.register_burst": c.RateLimits.RegisterBurst} {

@@ -103,6 +103,22 @@ func (a *API) extract(typ string, body []byte) (store.Index, error) {
 	return index.Extract(typ, body, a.base)
 }
 
+// IsRead reports whether r only reads: a GET (a read, a search, history,
+// capabilities, an export's kick-off or status) or a POST to _search. A
+// Bulk Data output file is not counted: it streams for as long as its
+// client takes to read it.
+func IsRead(r *http.Request) bool {
+	rest := strings.TrimPrefix(r.URL.Path, "/fhir/")
+	switch r.Method {
+	case http.MethodGet:
+		f, ok := strings.CutPrefix(rest, "$export-file/")
+		return !ok || strings.Count(f, "/") != 1
+	case http.MethodPost:
+		return strings.HasSuffix(rest, "/_search")
+	}
+	return false
+}
+
 // ServeFHIR dispatches every request under /fhir.
 func (a *API) ServeFHIR(w http.ResponseWriter, r *http.Request) error {
 	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/fhir"), "/")

@@ -59,10 +59,16 @@ type testServer struct {
 	logs *syncBuffer
 }
 
-func newTestServer(t *testing.T) *testServer {
+// newTestServer starts a dev-mode node on a fresh data directory; flags
+// are more configuration keys and values, in pairs.
+func newTestServer(t *testing.T, flags ...string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Load(config.Options{Flags: map[string]string{"dev": "true", "data_dir": dir}})
+	fl := map[string]string{"dev": "true", "data_dir": dir}
+	for i := 0; i+1 < len(flags); i += 2 {
+		fl[flags[i]] = flags[i+1]
+	}
+	cfg, err := config.Load(config.Options{Flags: fl})
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -58,6 +59,7 @@ type Server struct {
 	tokens *token.Service
 	oauth  *oauth.Server
 	fhir   *fhir.API
+	reads  *httpx.Admission // FHIR reads and searches: the running set and its queue
 	users  *identity.Service
 
 	// Administration (internal/admin): runtime settings over the loaded
@@ -102,6 +104,17 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 		Name: "smartgate_audit_events_lost_total", Help: "Audit events that could not be written (see the error log).",
 	}, func() float64 { _, lost := aw.Counts(); return float64(lost) }))
 	metrics := httpx.NewMetrics(s.registry)
+	slots := a.Cfg.FHIR.ReadSlots
+	if slots == 0 {
+		// SQLite runs in this process, so a read is CPU here; on
+		// PostgreSQL it also waits for the database server, and each
+		// of the pool's connections may be busy with one.
+		slots = 2 * runtime.GOMAXPROCS(0)
+		if a.Cfg.IsPostgres() {
+			slots += a.Cfg.DatabaseMaxConns
+		}
+	}
+	s.reads = httpx.NewAdmission(slots, a.Cfg.FHIR.ReadMaxWait.D(), "fhir_read", s.registry)
 
 	cfg := &a.Cfg.Config
 	s.revs = token.NewRevocations(a.Store, nil)
@@ -310,6 +323,18 @@ func (s *Server) fhirRoutes(mux *http.ServeMux) {
 			w.Header().Set("Allow", allowed)
 			s.errs.Write(w, r, problem.SurfaceFHIR, problem.New(problem.MethodNotAllowed, "%s is not allowed on %s; use %s", sanitizeMethod(r.Method), r.URL.Path, allowed))
 			return
+		}
+		// Reads and searches wait for a slot; writes queue for the
+		// database's writer instead, and a Bulk Data file streams to a
+		// client of any speed, so neither holds one.
+		if fhir.IsRead(r) {
+			held, err := s.reads.Enter(r.Context())
+			if err != nil {
+				return // the client went away while it waited
+			}
+			if held {
+				defer s.reads.Leave()
+			}
 		}
 		if err := s.fhir.ServeFHIR(w, r); err != nil {
 			s.errs.Write(w, r, problem.SurfaceFHIR, err)

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"smartgate/internal/discovery"
 	"smartgate/internal/problem"
@@ -604,6 +607,77 @@ func TestErrorsLoggedOnce(t *testing.T) {
 		}
 		if refused != 1 || requests != 1 {
 			t.Errorf("%s %s: %d refusal and %d request log lines for request %s, want 1 and 1", tc.method, tc.path, refused, requests, rid)
+		}
+	}
+}
+
+// TestFHIRReadSlots drives the node's admission of FHIR reads with one
+// slot and an hour's longest wait: reads give their slot back (else the
+// second would hang), many at once all finish, and while the slot is held
+// a read waits but a write and a Bulk Data file download do not.
+func TestFHIRReadSlots(t *testing.T) {
+	ts := newTestServer(t, "fhir.read_slots", "1", "fhir.read_max_wait", "1h")
+	for i := 0; i < 3; i++ {
+		if rec := ts.get(t, "/fhir/metadata"); rec.Code != http.StatusOK {
+			t.Fatalf("GET /fhir/metadata #%d: status %d", i, rec.Code)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if rec := ts.get(t, "/fhir/metadata"); rec.Code != http.StatusOK {
+				t.Errorf("concurrent GET /fhir/metadata: status %d", rec.Code)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Take the only slot, as a long read would.
+	if held, err := ts.s.reads.Enter(context.Background()); !held || err != nil {
+		t.Fatalf("Enter = %v, %v; want the free slot", held, err)
+	}
+	read := make(chan int, 1)
+	go func() { read <- ts.get(t, "/fhir/Patient?name=x").Code }()
+	for _, r := range []*http.Request{
+		httptest.NewRequest(http.MethodPost, "/fhir/Patient", strings.NewReader(`{"resourceType":"Patient"}`)),
+		httptest.NewRequest(http.MethodGet, "/fhir/$export-file/job/file.ndjson", nil),
+	} {
+		done := make(chan int, 1)
+		go func() { done <- ts.do(r).Code }()
+		select {
+		case code := <-done:
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s %s without a token: status %d; want 401", r.Method, r.URL.Path, code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s %s waited for the read slot", r.Method, r.URL.Path)
+		}
+	}
+	select {
+	case code := <-read:
+		t.Fatalf("a read ran (status %d) while the only slot was held", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	ts.s.reads.Leave()
+	select {
+	case code := <-read:
+		if code != http.StatusUnauthorized {
+			t.Errorf("GET /fhir/Patient without a token: status %d; want 401", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting read did not run after the slot was given back")
+	}
+
+	body := ts.get(t, "/metrics").Body.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^smartgate_fhir_read_waiting 0$`),
+		regexp.MustCompile(`(?m)^smartgate_fhir_read_overflow_total 0$`),
+		regexp.MustCompile(`(?m)^smartgate_fhir_read_wait_seconds_count [1-9][0-9]*$`),
+	} {
+		if !want.MatchString(body) {
+			t.Errorf("/metrics has no line matching %s:\n%s", want, grepLines(body, "smartgate_fhir_read"))
 		}
 	}
 }
