@@ -126,6 +126,7 @@ func main() {
 	shape := flag.String("shape", "after", "the shape -par runs")
 	pt := flag.Bool("patient-tokens", false, "add fhir_token_pt to the copy and the shape that uses it")
 	only := flag.String("only", "", "the shapes to run, comma-separated (default: every shape)")
+	cacheKiB := flag.Int("cache", 0, "each connection's page cache in KiB (0: SQLite's default, 2000 KiB, as smartgate's readers)")
 	flag.Parse()
 	if *path == "" {
 		log.Fatal("-db is required")
@@ -138,7 +139,11 @@ func main() {
 		names := strings.Split(*only, ",")
 		shapes = slices.DeleteFunc(shapes, func(s struct{ name, sql string }) bool { return !slices.Contains(names, s.name) })
 	}
-	db, err := sql.Open("sqlite", "file:"+*path+"?mode=ro&_pragma=query_only(1)")
+	dsn := "file:" + *path + "?mode=ro&_pragma=query_only(1)"
+	if *cacheKiB > 0 {
+		dsn += fmt.Sprintf("&_pragma=cache_size(-%d)", *cacheKiB)
+	}
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		log.Fatal(err)
 	}
