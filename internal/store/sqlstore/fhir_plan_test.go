@@ -185,3 +185,38 @@ func TestPostgresFiltersStaySubplans(t *testing.T) {
 		t.Errorf("want the patient reference (fhir_ref_target) to drive; plan:\n%s", text)
 	}
 }
+
+// TestDateDriverRanges: a date that drives is a range of an index for
+// every prefix, fhir_date_high (schema 16) where the prefix bounds the
+// range's end (gt, ge, eb), fhir_date_low where it bounds its start; a
+// search from a date on read every date row of the type before schema 16.
+func TestDateDriverRanges(t *testing.T) {
+	db := migratedSQLite(t)
+	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	for _, c := range []struct {
+		prefix store.Prefix
+		want   []string
+	}{
+		{store.GT, []string{"fhir_date_high (res_type=? AND param=? AND high>?)"}},
+		{store.GE, []string{"MULTI-INDEX OR", "fhir_date_high (res_type=? AND param=? AND high>?)", "fhir_date_low (res_type=? AND param=? AND low>?)"}},
+		{store.EB, []string{"fhir_date_high (res_type=? AND param=? AND high<?)"}},
+		{store.NE, []string{"MULTI-INDEX OR", "fhir_date_low (res_type=? AND param=? AND low<?)", "fhir_date_high (res_type=? AND param=? AND high>?)"}},
+		{store.EQ, []string{"fhir_date_low (res_type=? AND param=? AND low>?)"}},
+		{store.SA, []string{"fhir_date_low (res_type=? AND param=? AND low>?)"}},
+		{store.LT, []string{"fhir_date_low (res_type=? AND param=? AND low<?)"}},
+		{store.AP, []string{"fhir_date_low (res_type=? AND param=? AND low<?)"}},
+	} {
+		cb := &condBuilder{db: db}
+		where := cb.build(store.DateMatch{Param: "date", Prefix: c.prefix, Low: day, High: day + 86400e6}, "r", "Observation")
+		plan := queryPlan(t, db, "SELECT r.rid FROM fhir_resources r WHERE r.res_type = ? AND r.deleted = 0 AND "+where+" ORDER BY r.rid LIMIT 51", append([]any{"Observation"}, cb.args...)...)
+		joined := strings.Join(plan, "\n  ")
+		for _, w := range c.want {
+			if !strings.Contains(joined, w) {
+				t.Errorf("date=%s…: want %q in the plan:\n  %s", c.prefix, w, joined)
+			}
+		}
+		if strings.Contains(joined, "SCAN ") {
+			t.Errorf("date=%s…: a scan in the plan:\n  %s", c.prefix, joined)
+		}
+	}
+}

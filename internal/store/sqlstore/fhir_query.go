@@ -759,6 +759,12 @@ func prefixRange(b *condBuilder, col, v string) string {
 
 // dateCond is FHIR R4 §3.1.1.5.6 (date) for the resource range [lo, hi)
 // against the search range [l, h).
+//
+// Where a date drives, fhir_date_low serves a bound on lo and
+// fhir_date_high (schema 16) one on hi. Where both are bounded from one
+// side only (eq, le, ap), a unary + on hi keeps SQLite, which has no
+// statistics to choose by, on the low index as before schema 16: the two
+// half ranges are as long as each other at worst.
 func dateCond(b *condBuilder, p store.Prefix, lo, hi string, l, h int64) string {
 	switch p {
 	case store.NE:
@@ -768,17 +774,21 @@ func dateCond(b *condBuilder, p store.Prefix, lo, hi string, l, h int64) string 
 	case store.LT:
 		return lo + " < " + b.arg(l)
 	case store.GE:
-		return "(" + hi + " > " + b.arg(h) + " OR (" + lo + " >= " + b.arg(l) + " AND " + hi + " <= " + b.arg(h) + "))"
+		// As a driver, each side of the OR is a range of its own index:
+		// fhir_date_high for the first, fhir_date_low for the second.
+		// The unary + keeps SQLite from reading the second by high, every
+		// range ending before h, which is nearly all of them.
+		return "(" + hi + " > " + b.arg(h) + " OR (" + lo + " >= " + b.arg(l) + " AND +" + hi + " <= " + b.arg(h) + "))"
 	case store.LE:
-		return "(" + lo + " < " + b.arg(l) + " OR (" + lo + " >= " + b.arg(l) + " AND " + hi + " <= " + b.arg(h) + "))"
+		return "(" + lo + " < " + b.arg(l) + " OR (" + lo + " >= " + b.arg(l) + " AND +" + hi + " <= " + b.arg(h) + "))"
 	case store.SA:
 		return lo + " >= " + b.arg(h)
 	case store.EB:
 		return hi + " <= " + b.arg(l)
 	case store.AP:
-		return "(" + lo + " < " + b.arg(h) + " AND " + hi + " > " + b.arg(l) + ")"
+		return "(" + lo + " < " + b.arg(h) + " AND +" + hi + " > " + b.arg(l) + ")"
 	default:
-		return "(" + lo + " >= " + b.arg(l) + " AND " + hi + " <= " + b.arg(h) + ")"
+		return "(" + lo + " >= " + b.arg(l) + " AND +" + hi + " <= " + b.arg(h) + ")"
 	}
 }
 
