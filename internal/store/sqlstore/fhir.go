@@ -158,6 +158,12 @@ func (db *DB) search(ctx context.Context, qr querier, q store.Query) (res store.
 func (db *DB) searchOnce(ctx context.Context, qr querier, q store.Query) (res store.SearchResult, err error) {
 	res = store.SearchResult{Total: -1}
 	cb := &condBuilder{db: db}
+	if cb.narrow, err = db.narrowDates(ctx, qr, q.Where, q.Type); err != nil {
+		return res, err
+	}
+	if _, ok := q.Where.(store.And); len(cb.narrow) > 0 && !ok {
+		q.Where = store.And{q.Where} // the AND's driver choice applies the narrow date
+	}
 	cb.args = append(cb.args, q.Type)
 	cond := ""
 	if q.Where != nil {
