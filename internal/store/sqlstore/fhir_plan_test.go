@@ -1,12 +1,10 @@
 package sqlstore
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"smartgate/internal/pgtest"
 	"smartgate/internal/store"
 )
 
@@ -161,15 +159,7 @@ func TestCompartmentViaIndex(t *testing.T) {
 // that PostgreSQL plans anew at every execution (2.0-2.7 ms of planning
 // at 1M resources, against 0.6 ms with the filters as subplans).
 func TestPostgresFiltersStaySubplans(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, pgtest.NewDatabase(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedPostgres(t)
 	day := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 	cond := store.And{store.RefMatch{Param: "patient", ID: "p1"}, store.TokenMatch{Param: "code", System: "http://loinc.org", Code: "8867-4"},
 		store.DateMatch{Param: "date", Prefix: store.GE, Low: day, High: day + 86400e6}, store.Or{store.InCompartment{Patients: []string{"p1"}}}}

@@ -4,14 +4,28 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+
+	"smartgate/internal/pgtest"
 )
 
 // migratedSQLite opens a fresh, migrated SQLite store in a temporary
 // directory, closed when the test ends.
 func migratedSQLite(t *testing.T) *DB {
 	t.Helper()
+	return migrated(t, filepath.Join(t.TempDir(), "test.db"))
+}
+
+// migratedPostgres opens a fresh, migrated store in a new database of the
+// test PostgreSQL cluster (pgtest), closed when the test ends.
+func migratedPostgres(t *testing.T) *DB {
+	t.Helper()
+	return migrated(t, pgtest.NewDatabase(t))
+}
+
+func migrated(t *testing.T, dsn string) *DB {
+	t.Helper()
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"), Options{})
+	db, err := Open(ctx, dsn, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"smartgate/internal/pgtest"
 	"smartgate/internal/store"
 )
 
@@ -116,14 +115,7 @@ func TestNarrowDateDrives(t *testing.T) {
 // row-key order for the page's ORDER BY rid LIMIT; a wide one keeps IN.
 func TestPostgresNarrowDateArray(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, pgtest.NewDatabase(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedPostgres(t)
 	putDated(t, db)
 	defer func(n int) { narrowDateLimit = n }(narrowDateLimit)
 	narrowDateLimit = 2
