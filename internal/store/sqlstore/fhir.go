@@ -158,11 +158,15 @@ func (db *DB) search(ctx context.Context, qr querier, q store.Query) (res store.
 func (db *DB) searchOnce(ctx context.Context, qr querier, q store.Query) (res store.SearchResult, err error) {
 	res = store.SearchResult{Total: -1}
 	cb := &condBuilder{db: db}
-	if cb.narrow, err = db.narrowDates(ctx, qr, q.Where, q.Type); err != nil {
+	driver, narrow, err := db.probeDriver(ctx, qr, q.Where, q.Type)
+	if err != nil {
 		return res, err
 	}
-	if _, ok := q.Where.(store.And); len(cb.narrow) > 0 && !ok {
-		q.Where = store.And{q.Where} // the AND's driver choice applies the narrow date
+	if driver >= 0 {
+		cb.probed, cb.probedNarrow = driver+1, narrow
+		if _, ok := q.Where.(store.And); !ok {
+			q.Where = store.And{q.Where} // the AND's driver choice applies it
+		}
 	}
 	cb.args = append(cb.args, q.Type)
 	cond := ""

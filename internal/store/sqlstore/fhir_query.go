@@ -21,12 +21,14 @@ type condBuilder struct {
 	args    []any
 	aliases int
 	filter  bool // build terms as filters on a driver's candidates, not as drivers
-	// narrow holds the date terms that narrowDates found to match few
-	// rows: in an AND that a token, string, URI, number or chain would
-	// drive, such a date drives instead.
-	narrow map[store.DateMatch]bool
-	// narrowNext: the next driving member term is a narrow date's. On
-	// PostgreSQL it is written rid = ANY(ARRAY(...)) (member).
+	// probed is probeDriver's choice for the top-level AND, which the
+	// first AND built as a driver takes (and clears): the index in its
+	// flattened terms plus one (0: none), and whether that term gives at
+	// most probeLimit rows.
+	probed       int
+	probedNarrow bool
+	// narrowNext: the next driving member term is known to give few
+	// rows. On PostgreSQL it is written rid = ANY(ARRAY(...)) (member).
 	narrowNext bool
 	// last is the parts of the last driving member term built: what
 	// driven wraps with the AND's filters.
@@ -42,7 +44,7 @@ type memberParts struct {
 }
 
 // narrowIn is "alias.rid IN (sub)", or on PostgreSQL for a driver known
-// to give few rows (a narrow date, narrowDates) "alias.rid = ANY(ARRAY(
+// to give few rows (probeDriver) "alias.rid = ANY(ARRAY(
 // sub))". Given the IN, PostgreSQL pulls the subquery up into a semi-join
 // and, for ORDER BY rid LIMIT n, walks fhir_date_rid in row-key order
 // hoping to meet n matches soon; its estimate of a date range from the
@@ -214,58 +216,90 @@ func isDate(x store.Cond) bool {
 	return ok && d.Param != "_lastUpdated"
 }
 
-// narrowDateLimit is the most rows a date term's range may hold for it to
-// drive in place of a weak driver (narrowDates): at most this many
-// candidates, each filtered by one lookup per other term.
-var narrowDateLimit = 1000
+// probeable reports whether x, as a driver, is one range of one index
+// table that a bounded count can measure: a date, a token by code or
+// system (not :text, not :not), a string other than :contains, a URI.
+func probeable(x store.Cond) bool {
+	switch x := x.(type) {
+	case store.DateMatch:
+		return x.Param != "_lastUpdated"
+	case store.TokenMatch:
+		return x.Text == "" && !x.AnyCode
+	case store.StringMatch:
+		return x.Mode != store.StringContains
+	case store.URIMatch:
+		return true
+	}
+	return false
+}
 
-// narrowDates finds the date terms of a search's top-level AND that may
-// drive it: those whose range of fhir_date holds at most narrowDateLimit
-// rows, where the AND would otherwise be driven by a weak term
-// (weakDriver). One count of at most narrowDateLimit+1 index entries each
-// (fhir_date_low or, since schema 16, fhir_date_high). Only searches that
-// no id, compartment or reference drives pay it: those over every
-// patient, such as a system-level Observation?code=8867-4&date=ge2025-06-01,
-// which before probed the date of each of 36,843 Observations of that code
-// at 1M resources (0.10-0.11 s; 0.30-0.34 s for category=laboratory).
-func (db *DB) narrowDates(ctx context.Context, qr querier, where store.Cond, typ string) (map[store.DateMatch]bool, error) {
+// probeLimit is the most candidates a term may give for probeDriver to
+// call it narrow (each candidate then costs one lookup per other term,
+// and PostgreSQL gets it as an array); probeDriver counts up to ten times
+// as many to compare terms.
+var probeLimit = 1000
+
+// probeDriver chooses the driver of a search whose top-level AND no id,
+// compartment or reference drives: a search over every patient, where
+// pickDriver can only rank terms by kind (a token first, in the order of
+// the parameters' names) for want of the values' frequencies. It counts
+// each probeable term's candidates, at most 10×probeLimit+1 index entries
+// each, and returns the index (in the flattened AND) of the term with the
+// fewest (the ranking's choice when it gives no more), and whether they
+// are at most probeLimit; -1 keeps pickDriver's choice. At
+// 1M resources, Observation?category=laboratory&code=2339-0 drove by the
+// 300,000 laboratory results and took 0.4-4.4 s, and
+// code=8867-4&date=ge2025-06-01 probed the date of each of the code's
+// 36,843 Observations (0.10 s; 0.9 s on PostgreSQL).
+//
+// On PostgreSQL a date that drives anyway is counted too: a narrow one is
+// written as an array (narrowIn).
+func (db *DB) probeDriver(ctx context.Context, qr querier, where store.Cond, typ string) (driver int, narrow bool, err error) {
 	and, ok := where.(store.And)
 	if !ok {
 		if where == nil {
-			return nil, nil
+			return -1, false, nil
 		}
 		and = store.And{where} // a search of one term: searchOnce wraps it the same way
 	}
 	and = flatten(and)
-	// A date that drives anyway is probed on PostgreSQL only, where a
-	// narrow one is written as an array (narrowIn).
-	if d := pickDriver(and); d < 0 || !weakDriver(and[d]) && !(db.postgres && isDate(and[d])) {
-		return nil, nil
+	first := pickDriver(and)
+	if first < 0 || !weakDriver(and[first]) && !(db.postgres && isDate(and[first])) {
+		return -1, false, nil
 	}
-	var out map[store.DateMatch]bool
-	for _, x := range and {
-		d, ok := x.(store.DateMatch)
-		if !ok || d.Param == "_lastUpdated" {
+	limit := 10 * probeLimit
+	counts := make([]int, len(and))
+	best := -1
+	for i, x := range and {
+		counts[i] = -1
+		if !probeable(x) || len(and) == 1 && !db.postgres {
 			continue
 		}
 		sub := &condBuilder{db: db}
-		sub.build(d, "r", typ)
-		if sub.last.sel == "" {
-			continue
+		sql := sub.build(x, "r", typ)
+		m := sub.last
+		if m.sel == "" || sql != narrowIn("r", "SELECT "+m.sel+" FROM "+m.from+" WHERE "+m.where, false) {
+			continue // not one range of one table
 		}
-		var n int
-		q := "SELECT COUNT(*) FROM (SELECT 1 FROM " + sub.last.from + " WHERE " + sub.last.where + " LIMIT " + strconv.Itoa(narrowDateLimit+1) + ") n"
-		if err := qr.QueryRowContext(ctx, db.q(q), sub.args...).Scan(&n); err != nil {
-			return nil, err
+		q := "SELECT COUNT(*) FROM (SELECT 1 FROM " + m.from + " WHERE " + m.where + " LIMIT " + strconv.Itoa(limit+1) + ") n"
+		if err := qr.QueryRowContext(ctx, db.q(q), sub.args...).Scan(&counts[i]); err != nil {
+			return -1, false, err
 		}
-		if n <= narrowDateLimit {
-			if out == nil {
-				out = map[store.DateMatch]bool{}
-			}
-			out[d] = true
+		if best < 0 || counts[i] < counts[best] {
+			best = i
 		}
 	}
-	return out, nil
+	if best < 0 || counts[best] > limit {
+		return -1, false, nil // nothing is known to be narrower: keep the ranking's choice
+	}
+	if counts[first] >= 0 && counts[best] >= counts[first] {
+		best = first // no fewer than the ranking's choice
+	}
+	narrow = counts[best] <= probeLimit
+	if best == first && !narrow {
+		return -1, false, nil
+	}
+	return best, narrow, nil
 }
 
 // maxKeyedPatients bounds the patients whose keys a search lists
@@ -560,14 +594,9 @@ func (b *condBuilder) build(c store.Cond, alias, typ string) string {
 		// semi-joins from its statistics, it spent longer planning a
 		// patient's search than running it (member).
 		driver := pickDriver(c)
-		if !b.filter && len(b.narrow) > 0 && driver >= 0 && (weakDriver(c[driver]) || isDate(c[driver])) {
-			for i, x := range c {
-				if d, ok := x.(store.DateMatch); ok && b.narrow[d] {
-					driver = i
-					b.narrowNext = true
-					break
-				}
-			}
+		if !b.filter && b.probed > 0 {
+			driver, b.narrowNext = b.probed-1, b.probedNarrow
+			b.probed = 0
 		}
 		if !b.filter && len(c) > 1 {
 			if t, codes, patients := patientToken(c, driver, typ); t >= 0 {
