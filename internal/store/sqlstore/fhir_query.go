@@ -219,10 +219,11 @@ func isDate(x store.Cond) bool {
 // probeable reports whether x, as a driver, is one range of one index
 // table that a bounded count can measure: a date, a token by code or
 // system (not :text, not :not), a string other than :contains, a URI.
+// Each builds (leaf) as one driving member term.
 func probeable(x store.Cond) bool {
 	switch x := x.(type) {
 	case store.DateMatch:
-		return x.Param != "_lastUpdated"
+		return isDate(x)
 	case store.TokenMatch:
 		return x.Text == "" && !x.AnyCode
 	case store.StringMatch:
@@ -264,22 +265,22 @@ func (db *DB) probeDriver(ctx context.Context, qr querier, where store.Cond, typ
 	}
 	and = flatten(and)
 	first := pickDriver(and)
-	if first < 0 || !weakDriver(and[first]) && !(db.postgres && isDate(and[first])) {
-		return -1, false, nil
+	if first < 0 || !weakDriver(and[first]) && !(db.postgres && isDate(and[first])) || len(and) == 1 && !db.postgres {
+		return -1, false, nil // a term drives by itself, or (SQLite) there is no other to choose
 	}
 	limit := 10 * probeLimit
 	counts := make([]int, len(and))
 	best := -1
 	for i, x := range and {
 		counts[i] = -1
-		if !probeable(x) || len(and) == 1 && !db.postgres {
+		if !probeable(x) {
 			continue
 		}
 		sub := &condBuilder{db: db}
-		sql := sub.build(x, "r", typ)
+		sub.build(x, "r", typ)
 		m := sub.last
-		if m.sel == "" || sql != narrowIn("r", "SELECT "+m.sel+" FROM "+m.from+" WHERE "+m.where, false) {
-			continue // not one range of one table
+		if m.sel == "" {
+			continue
 		}
 		q := "SELECT COUNT(*) FROM (SELECT 1 FROM " + m.from + " WHERE " + m.where + " LIMIT " + strconv.Itoa(limit+1) + ") n"
 		if err := qr.QueryRowContext(ctx, db.q(q), sub.args...).Scan(&counts[i]); err != nil {
