@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -270,6 +271,21 @@ func (c *Config) MaxTokenLifetime() time.Duration {
 		}
 	}
 	return time.Duration(m)
+}
+
+// FHIRReadSlots is fhir.read_slots, with 0 resolved: twice GOMAXPROCS, as
+// SQLite runs in this process and a read is CPU here, plus
+// database_max_conns on PostgreSQL, where a read also waits for the
+// database server and each of the pool's connections may be busy with one.
+func (c *Config) FHIRReadSlots() int {
+	if c.FHIR.ReadSlots > 0 {
+		return c.FHIR.ReadSlots
+	}
+	n := 2 * runtime.GOMAXPROCS(0)
+	if c.IsPostgres() {
+		n += c.DatabaseMaxConns
+	}
+	return n
 }
 
 // IsPostgres reports whether Database names a PostgreSQL server.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -104,17 +103,7 @@ func New(a *app.App, issuer string, feed *changes.Feed, aw *audit.Writer) *Serve
 		Name: "smartgate_audit_events_lost_total", Help: "Audit events that could not be written (see the error log).",
 	}, func() float64 { _, lost := aw.Counts(); return float64(lost) }))
 	metrics := httpx.NewMetrics(s.registry)
-	slots := a.Cfg.FHIR.ReadSlots
-	if slots == 0 {
-		// SQLite runs in this process, so a read is CPU here; on
-		// PostgreSQL it also waits for the database server, and each
-		// of the pool's connections may be busy with one.
-		slots = 2 * runtime.GOMAXPROCS(0)
-		if a.Cfg.IsPostgres() {
-			slots += a.Cfg.DatabaseMaxConns
-		}
-	}
-	s.reads = httpx.NewAdmission(slots, a.Cfg.FHIR.ReadMaxWait.D(), "fhir_read", s.registry)
+	s.reads = httpx.NewAdmission(a.Cfg.FHIRReadSlots(), a.Cfg.FHIR.ReadMaxWait.D(), "fhir_read", s.registry)
 
 	cfg := &a.Cfg.Config
 	s.revs = token.NewRevocations(a.Store, nil)
