@@ -9,7 +9,8 @@
 # for 100k, 6160 for 1m) into a fresh data dir (SQLite) or a fresh
 # PostgreSQL cluster that the script starts. The seeded data is cached in
 # CACHE (~/.cache/smartgate-bench/data), keyed by engine, size, seed,
-# schema version and a hash of the generator's output (bench/cmd/pool
+# schema version, SQLite's page size for a new file (when not 4096) and a
+# hash of the generator's output (bench/cmd/pool
 # -fingerprint), so it is made once; the seed's own throughput, time, CPU
 # and largest RSS are kept beside it (meta.json) and printed by every run.
 # Each run works on a copy of the cached set (a cp of the data dir, or of
@@ -204,7 +205,10 @@ go build -o "$tmp/pool" ./bench/cmd/pool
 sg=$tmp/smartgate load=$tmp/load pool=$tmp/pool
 schema=$("$sg" migrate --dev --data-dir "$tmp/schema" -o json | jq -r .latest)
 gen=$("$pool" -fingerprint -seed "$SEED")
-echo "schema version $schema; generator $gen (seed $SEED)"
+# The page size of a new SQLite file is not a schema version, but a data
+# set seeded with other pages measures something else: it is in the key.
+page=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True).execute("pragma page_size").fetchone()[0])' "$tmp/schema/smartgate.db")
+echo "schema version $schema; SQLite page size $page; generator $gen (seed $SEED)"
 
 # seed_into DIR ENGINE PATIENTS [DSN]: `smartgate seed` into the data dir
 # DIR (and the database DSN), watched; prints one JSON line.
@@ -225,7 +229,12 @@ seed_into() {
 }
 
 # ensure_cache TARGET: the cached data set's directory, made if missing.
-cache_dir() { echo "$CACHE/$1-s$SEED-v$schema-g$gen"; }
+cache_dir() {
+  case $1 in
+    sqlite-*) [ "$page" = 4096 ] && echo "$CACHE/$1-s$SEED-v$schema-g$gen" || echo "$CACHE/$1-s$SEED-v$schema-p$page-g$gen" ;;
+    *) echo "$CACHE/$1-s$SEED-v$schema-g$gen" ;;
+  esac
+}
 ensure_cache() {
   local t=$1 engine=${1%-*} size=${1#*-} dir b n
   dir=$(cache_dir "$t")

@@ -18,11 +18,12 @@ import (
 // So a goroutine checkpoints on a connection of its own every
 // checkpointEvery, in PASSIVE mode (it never waits for the writer or the
 // readers, and copies what it can), and the writer runs one inline only
-// as a backstop, past walBackstopPages (64 MiB), should the background
-// fall behind.
+// as a backstop, past walBackstopPages (64 MiB with 8 KiB pages, 32 MiB
+// in a file made with 4 KiB pages before sqlitePageSize), should the
+// background fall behind.
 const (
 	checkpointEvery  = 200 * time.Millisecond
-	walBackstopPages = 16384
+	walBackstopPages = 8192
 )
 
 // checkpointer runs the background checkpoints of one SQLite database.

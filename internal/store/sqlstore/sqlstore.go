@@ -120,8 +120,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		// second process (the CLI beside a server) wait instead of failing;
 		// synchronous=NORMAL is durable across process crashes in WAL mode.
 		// (Bulk loads give the writer a larger page cache: BeginBulkLoad.)
+		// A new file gets pages of sqlitePageSize. WAL fixes a file's page
+		// size, so WAL comes as _journal_mode, which modernc.org/sqlite
+		// applies after the _pragma list, not as a _pragma (the list runs
+		// in lexicographic order: journal_mode before page_size).
 		file := "file:" + escapePath(path)
-		pragmas := "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+		pragmas := fmt.Sprintf("_pragma=page_size(%d)&_journal_mode=WAL&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)", sqlitePageSize)
 		// The writer checkpoints the WAL only as a backstop: checkpoint.go.
 		w, err := sql.Open("sqlite", file+"?"+pragmas+fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", walBackstopPages)+"&_txlock=immediate")
 		if err != nil {
@@ -158,6 +162,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	return db, nil
 }
+
+// sqlitePageSize is the page size of a new SQLite file; a file that
+// exists keeps its own (changing it takes a VACUUM out of WAL mode). With
+// 8 KiB pages instead of SQLite's 4 KiB default, a bulk load writes and
+// splits half as many B-tree pages: seeds of 100k resources ran 10-19%
+// faster, paired, and reads, searches and transactions of 100 entries
+// were unchanged. 16 KiB pages made those transactions 10-20% slower
+// (each changed page goes to the WAL whole). docs/performance.md, "Page
+// size".
+const sqlitePageSize = 8192
 
 // createOwnerOnly creates the SQLite file at path, if missing, readable
 // by its owner only: the database holds encrypted keys and health data,
