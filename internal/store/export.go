@@ -51,7 +51,7 @@ type ExportFile struct {
 
 // Exports stores Bulk Data export jobs and their output files, so that
 // any node can serve the status and the files of any job. File contents
-// are stored as chunks so that neither writing nor reading holds a whole
+// are written as chunks so that neither writing nor reading holds a whole
 // file in memory.
 type Exports interface {
 	CreateExportJob(ctx context.Context, j ExportJob) error
@@ -74,9 +74,10 @@ type Exports interface {
 	AddExportFile(ctx context.Context, owner string, f ExportFile) error
 	// ListExportFiles returns a job's files by Seq.
 	ListExportFiles(ctx context.Context, jobID string) ([]ExportFile, error)
-	// ReadExportFile calls fn with each chunk of a file in order (the
-	// chunk is valid only during the call); ErrNotFound when the job has
-	// no such file.
+	// ReadExportFile calls fn with the file's bytes in order, a piece of
+	// at most about 1 MiB at a time (the chunks as written, or other
+	// pieces of the same bytes; a piece is valid only during the call);
+	// ErrNotFound when the job has no such file.
 	ReadExportFile(ctx context.Context, jobID string, seq int, fn func(chunk []byte) error) error
 	// CountActiveExports counts a client's accepted and running jobs.
 	CountActiveExports(ctx context.Context, clientID string) (int, error)

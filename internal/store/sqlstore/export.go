@@ -52,6 +52,7 @@ func (db *DB) GetExportJob(ctx context.Context, id string) (store.ExportJob, err
 // FOR UPDATE SKIP LOCKED), so two nodes never take the same job.
 func (db *DB) ClaimExportJob(ctx context.Context, owner string, now, leaseUntil time.Time) (store.ExportJob, error) {
 	var out store.ExportJob
+	restarted := false
 	err := db.tx(ctx, 0, func(tx *sql.Tx) error {
 		lock := ""
 		if db.postgres {
@@ -70,6 +71,7 @@ func (db *DB) ClaimExportJob(ctx context.Context, owner string, now, leaseUntil 
 			if _, err := tx.ExecContext(ctx, db.q("DELETE FROM export_files WHERE job_id = ?"), j.ID); err != nil {
 				return err
 			}
+			restarted = true
 		}
 		j.Status, j.Owner, j.LeaseUntil, j.UpdatedAt, j.Progress = store.ExportRunning, owner, leaseUntil.UTC(), now.UTC(), ""
 		if _, err := tx.ExecContext(ctx, db.q("UPDATE export_jobs SET status = ?, owner = ?, lease_until = ?, updated_at = ?, progress = ? WHERE id = ?"),
@@ -79,6 +81,11 @@ func (db *DB) ClaimExportJob(ctx context.Context, owner string, now, leaseUntil 
 		out = j
 		return nil
 	})
+	if err == nil && restarted {
+		// The files of the run that stopped (chunk 0 of each file starts
+		// it anew anyway; this drops files the new run may not write).
+		err = db.removeJobFiles(out.ID)
+	}
 	return out, err
 }
 
@@ -117,6 +124,9 @@ func (db *DB) owns(ctx context.Context, tx *sql.Tx, jobID, owner string) error {
 
 // PutExportChunk implements store.Exports.
 func (db *DB) PutExportChunk(ctx context.Context, jobID, owner string, seq, n int, data []byte) error {
+	if db.exportDir != "" {
+		return db.putExportChunkFile(ctx, jobID, owner, seq, n, data)
+	}
 	return db.tx(ctx, 0, func(tx *sql.Tx) error {
 		if err := db.owns(ctx, tx, jobID, owner); err != nil {
 			return err
@@ -128,6 +138,11 @@ func (db *DB) PutExportChunk(ctx context.Context, jobID, owner string, seq, n in
 
 // AddExportFile implements store.Exports.
 func (db *DB) AddExportFile(ctx context.Context, owner string, f store.ExportFile) error {
+	if db.exportDir != "" {
+		if err := db.syncExportFile(f.JobID, f.Seq); err != nil {
+			return err
+		}
+	}
 	return db.tx(ctx, 0, func(tx *sql.Tx) error {
 		if err := db.owns(ctx, tx, f.JobID, owner); err != nil {
 			return err
@@ -167,6 +182,11 @@ func (db *DB) ReadExportFile(ctx context.Context, jobID string, seq int, fn func
 	if err != nil {
 		return err
 	}
+	if db.exportDir != "" {
+		if ok, err := db.readExportFileFrom(ctx, jobID, seq, fn); ok || err != nil {
+			return err
+		}
+	}
 	for n := 0; ; n++ {
 		var data []byte
 		err := db.r.QueryRowContext(ctx, db.q("SELECT data FROM export_chunks WHERE job_id = ? AND seq = ? AND n = ?"), jobID, seq, n).Scan(&data)
@@ -191,7 +211,7 @@ func (db *DB) CountActiveExports(ctx context.Context, clientID string) (int, err
 
 // DeleteExportJob implements store.Exports.
 func (db *DB) DeleteExportJob(ctx context.Context, id string) error {
-	return db.tx(ctx, 0, func(tx *sql.Tx) error {
+	err := db.tx(ctx, 0, func(tx *sql.Tx) error {
 		// Chunks and files go first explicitly: not every connection may
 		// have foreign keys (and so ON DELETE CASCADE) on.
 		for _, q := range []string{"DELETE FROM export_chunks WHERE job_id = ?", "DELETE FROM export_files WHERE job_id = ?"} {
@@ -208,6 +228,14 @@ func (db *DB) DeleteExportJob(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		// After the rows: a download that finds the job gone answers
+		// 404, never a file cut short.
+		if rmErr := db.removeJobFiles(id); rmErr != nil {
+			return rmErr
+		}
+	}
+	return err
 }
 
 // PruneExports implements store.Exports.
@@ -238,5 +266,5 @@ func (db *DB) PruneExports(ctx context.Context, now time.Time) (int, error) {
 			return n, err
 		}
 	}
-	return n, nil
+	return n, db.sweepExportDirs(ctx)
 }

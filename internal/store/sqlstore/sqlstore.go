@@ -48,6 +48,12 @@ type DB struct {
 	dsn string
 	now func() time.Time
 
+	// exportDir (a SQLite file only): where Bulk Data export files are
+	// written, beside the database (ExportDir). Empty: in the database
+	// (PostgreSQL, where every node must serve every file; in-memory
+	// SQLite). exportfiles.go.
+	exportDir string
+
 	assertOnce sync.Once // UseAssertion's statement, prepared on first use
 	assertStmt *sql.Stmt
 	assertErr  error
@@ -142,6 +148,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		r.SetMaxOpenConns(opts.MaxConns)
 		r.SetMaxIdleConns(opts.MaxConns)
 		db.w, db.r = w, r
+		db.exportDir = ExportDir(path)
 		db.readStmts = newStmtCache(r, 256)
 		if db.a, err = openAudit(ctx, AuditFile(path), pragmas); err != nil {
 			db.Close()

@@ -89,8 +89,10 @@ func testExportLifecycle(t *testing.T, b Backend) {
 	if err := s.ReadExportFile(c, "job-1", 1, func(ch []byte) error { got1 = append(got1, bytes.Clone(ch)); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(got1) != 3 || !bytes.Equal(bytes.Join(got1, nil), bytes.Join(chunks, nil)) {
-		t.Errorf("ReadExportFile returned %d chunks that differ from what was written", len(got1))
+	// The pieces may be the chunks as written (PostgreSQL) or other
+	// pieces of the same bytes (SQLite reads a file).
+	if !bytes.Equal(bytes.Join(got1, nil), bytes.Join(chunks, nil)) {
+		t.Errorf("ReadExportFile returned %d pieces whose bytes differ from what was written", len(got1))
 	}
 	if err := s.ReadExportFile(c, "job-1", 9, func([]byte) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown file: %v, want ErrNotFound", err)
