@@ -112,10 +112,11 @@ func (db *DB) UpdateExportJob(ctx context.Context, id, owner string, fn func(j *
 	})
 }
 
-// owns checks inside tx that owner runs the job.
-func (db *DB) owns(ctx context.Context, tx *sql.Tx, jobID, owner string) error {
+// owns checks that owner runs the job: inside the write transaction that
+// depends on it, or (a chunk written to a file) on a reader.
+func (db *DB) owns(ctx context.Context, qr querier, jobID, owner string) error {
 	var got, status string
-	err := tx.QueryRowContext(ctx, db.q("SELECT owner, status FROM export_jobs WHERE id = ?"), jobID).Scan(&got, &status)
+	err := qr.QueryRowContext(ctx, db.q("SELECT owner, status FROM export_jobs WHERE id = ?"), jobID).Scan(&got, &status)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (got != owner || status != store.ExportRunning)) {
 		return store.ErrNotFound
 	}

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +38,7 @@ func ExportDir(path string) string {
 }
 
 // exportReadSize is how much of a file ReadExportFile hands over at a
-// time (the size of the chunks the exporter writes).
+// time: the "at most about 1 MiB" that store.Exports promises.
 const exportReadSize = 1 << 20
 
 // jobDir is the directory of a job's files. Job ids are the server's own
@@ -60,21 +59,11 @@ func (db *DB) exportFile(jobID string, seq int) (string, error) {
 	return filepath.Join(dir, strconv.Itoa(seq)+".ndjson"), nil
 }
 
-// ownsNow checks, outside a transaction, that owner runs the job.
-func (db *DB) ownsNow(ctx context.Context, jobID, owner string) error {
-	var got, status string
-	err := db.r.QueryRowContext(ctx, "SELECT owner, status FROM export_jobs WHERE id = ?", jobID).Scan(&got, &status)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (got != owner || status != store.ExportRunning)) {
-		return store.ErrNotFound
-	}
-	return err
-}
-
 // putExportChunkFile appends chunk n to the file (chunk 0 starts it anew:
 // a job started over writes its files again). Files and directories are
 // the owner's only, as the database is: they hold health data.
 func (db *DB) putExportChunkFile(ctx context.Context, jobID, owner string, seq, n int, data []byte) error {
-	if err := db.ownsNow(ctx, jobID, owner); err != nil {
+	if err := db.owns(ctx, db.r, jobID, owner); err != nil {
 		return err
 	}
 	name, err := db.exportFile(jobID, seq)

@@ -48,10 +48,9 @@ type DB struct {
 	dsn string
 	now func() time.Time
 
-	// exportDir (a SQLite file only): where Bulk Data export files are
-	// written, beside the database (ExportDir). Empty: in the database
-	// (PostgreSQL, where every node must serve every file; in-memory
-	// SQLite). exportfiles.go.
+	// exportDir (SQLite): where Bulk Data export files are written,
+	// beside the database (ExportDir). Empty on PostgreSQL: there they
+	// are rows, which every node serves. exportfiles.go.
 	exportDir string
 
 	assertOnce sync.Once // UseAssertion's statement, prepared on first use
