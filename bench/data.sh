@@ -54,6 +54,16 @@
 # mode with 4 clients (a lighter load, for its latency), recorded as
 # "search@4".
 #
+#   wrk-read     the read and search modes' requests (the same request
+#   wrk-search   files), sent by wrk instead of bench/cmd/load: a peer load
+#                generator as a cross-check of ours (bench/wrk/targets.lua;
+#                2 threads, CONCURRENCY connections, SECONDS_PER_RUN s after
+#                a 1 s warm-up by bench/cmd/load, which also primes the
+#                tokens in the first round). Server CPU and RSS are read
+#                from /proc as for the other modes; wrk reports no body
+#                checks, only statuses of 400 and up. Needs wrk (Debian:
+#                apt-get install wrk); not in the default MODES.
+#
 # The HTTP modes are bench/cmd/load with CONCURRENCY (16) keep-alive
 # clients, a 1 s warm-up and SECONDS_PER_RUN (10) s measured; they report
 # req/s, p50/p99, server CPU per request (utime + stime from /proc/PID/stat)
@@ -81,7 +91,7 @@
 #   SEED_ONLY=1 (only make the cached data sets), PROFILE=1 (record the
 #   server with `perf record -g` during each HTTP run into WORK/perf-*.data,
 #   kept).
-# Needs: go, jq, curl, python3, /proc; for PostgreSQL targets the server
+# Needs: go, jq, curl, python3, /proc; wrk for the wrk-* modes; for PostgreSQL targets the server
 # binaries (initdb, pg_ctl; Debian: apt-get install postgresql) and, as
 # root, the postgres user. Targets only loopback.
 set -euo pipefail
@@ -110,6 +120,7 @@ die() { echo "bench/data.sh: $*" >&2; exit 1; }
 for tool in go jq curl python3; do
   command -v "$tool" >/dev/null || die "$tool is not on PATH"
 done
+case " $MODES " in *" wrk-"*) command -v wrk >/dev/null || die "the wrk-* modes need wrk (Debian: apt-get install wrk)" ;; esac
 [ -r /proc/self/stat ] || die "/proc is needed to read server CPU time"
 
 patients_for() { # size -> patients (about 162 resources each)
@@ -371,6 +382,38 @@ run_http() {
   profile_stop
 }
 
+# run_wrk T wrk-MODE[@CLIENTS]: the mode's requests sent by wrk; prints a
+# JSON line with bench/cmd/load's field names.
+run_wrk() {
+  local t=$1 m=${2%@*} c=$CONCURRENCY
+  m=${m#wrk-}
+  [ "$2" = "${2%@*}" ] || c=${2#*@}
+  local prime=()
+  [ "$round" != 1 ] || prime=(-prime)
+  # The warm-up (and in the first round the tokens' priming), by load.
+  timeout 600 "$load" -url "${base[$t]}" -target "$t" -mode "fhir-$m" -targets "${wdir[$t]}/pool/$m.targets" -c "$c" \
+    -pid "${pid[$t]}" -d 1s -warmup 0s "${prime[@]}" >/dev/null 2>>"$tmp/load.err" || { tail -n 20 "$tmp/load.err" >&2; die "wrk warm-up against $t ($m) failed"; }
+  local p=${pid[$t]} cpu0 cpu1 out rss=$tmp/wrk-rss
+  : >"$rss"
+  (while kill -0 "$p" 2>/dev/null; do awk '/^VmRSS/ { print $2 }' "/proc/$p/status" >>"$rss"; sleep 0.1; done) &
+  local sampler=$!
+  cpu0=$(awk '{ print $14 + $15 }' "/proc/$p/stat")
+  profile_start "$t" "$2"
+  # wrk's own CPU (user and system seconds) by bash's time keyword.
+  out=$(TIMEFORMAT='%U %S'
+    { time TARGETS="${wdir[$t]}/pool/$m.targets" timeout 600 wrk -t2 -c"$c" -d"${SECONDS_PER_RUN}s" -s bench/wrk/targets.lua "${base[$t]}"; } 2>"$tmp/wrk-time") ||
+    { profile_stop; kill "$sampler" 2>/dev/null; die "wrk against $t ($m) failed: $out $(cat "$tmp/wrk-time")"; }
+  profile_stop
+  cpu1=$(awk '{ print $14 + $15 }' "/proc/$p/stat")
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  sed -n 's/^WRK //p' <<<"$out" | jq -c --arg t "$t" --arg m "fhir-$m" --argjson c "$c" --argjson cpu $((cpu1 - cpu0)) --argjson hz "$hz" \
+    --argjson rss "$(sort -n "$rss" | tail -n1)" --argjson wcpu "$(awk 'END { print $1 + $2 }' "$tmp/wrk-time")" \
+    '{target: $t, loadgen: "wrk", mode_run: $m, concurrency: $c} + . +
+     {server_cpu_us_per_req: ($cpu * 1e6 / $hz / .requests * 10 | round / 10), server_cpu_cores: ($cpu / $hz / .seconds * 100 | round / 100),
+      server_rss_max_mb: ($rss / 1024 * 10 | round / 10), client_cpu_us_per_req: ($wcpu * 1e6 / .requests * 10 | round / 10)}'
+}
+
 # run_export T: one export; its files go to WORK/T/export for import.
 run_export() {
   local t=$1
@@ -436,6 +479,7 @@ for round in $(seq "$ROUNDS"); do
       la0=$(loadavg)
       case $m in
         read | search | include | transaction | read@* | search@* | include@* | transaction@*) line=$(run_http "$t" "$m") ;;
+        wrk-read | wrk-search | wrk-read@* | wrk-search@*) line=$(run_wrk "$t" "$m") ;;
         export) line=$(run_export "$t") ;;
         import) line=$(run_import "$t" "$round") ;;
         seed) line=$(run_seed "$t" "$round") ;;
@@ -459,8 +503,8 @@ echo "== medians of $ROUNDS rounds (load average: 1-minute values before each ru
 jq -s -r "$jq_median"'
   def la: map(.loadavg_before | split(" ")[0] | tonumber) | "\(min)-\(max)";
   group_by(.target + " " + .mode)[] | . as $g | .[0] as $f |
-  if ($f.mode | split("@")[0] | IN("read", "search", "include", "transaction")) then
-    "| \($f.target) | \($f.mode) (\($f.concurrency) clients) | \(map(.rps) | median | round) req/s\(if $f.mode == "transaction" then " (\(map(.entries_per_s) | median | round) entries/s)" else "" end) | p50 \(map(.p50_ms) | median) ms | p99 \(map(.p99_ms) | median) ms | server \(map(.server_cpu_us_per_req) | median) us/req | RSS max \(map(.server_rss_max_mb) | max) MB | errors \(map(.errors) | add) | other cores \(map(.other_cpu_cores) | max) | load \($g | la) |"
+  if ($f.mode | split("@")[0] | IN("read", "search", "include", "transaction", "wrk-read", "wrk-search")) then
+    "| \($f.target) | \($f.mode) (\($f.concurrency) clients) | \(map(.rps) | median | round) req/s\(if $f.mode == "transaction" then " (\(map(.entries_per_s) | median | round) entries/s)" else "" end) | p50 \(map(.p50_ms) | median) ms | p99 \(map(.p99_ms) | median) ms | server \(map(.server_cpu_us_per_req) | median) us/req | RSS max \(map(.server_rss_max_mb) | max) MB | errors \(map(.errors) | add) | other cores \(map(.other_cpu_cores) | max // "n/a") | load \($g | la) |"
   elif $f.mode == "export" then
     "| \($f.target) | export | \(map(.export_resources_per_s) | median | round) resources/s (\($f.resources) in \(map(.export_seconds) | median) s) | server \(map(.export_server_cpu_us_per_resource) | median) us/resource | download \(map(.download_mb_per_s) | median) MB/s, \(map(.download_resources_per_s) | median | round) resources/s | RSS max \(map(.server_rss_max_mb) | max) MB | errors \(map(.errors) | add) | load \($g | la) |"
   else
@@ -483,8 +527,10 @@ for t in $TARGETS; do
   case $t in sqlite-*) ;; *) continue ;; esac
   v=$(med "$t" read rps); p=$(med "$t" read p99_ms)
   [ -z "$v" ] || verdict 'a >= 10000 && b < 5' "$v" "$p" "$t read: $v req/s >= 10,000 and p99 $p ms < 5 ms"
+  v=$(med "$t" wrk-read rps); p=$(med "$t" wrk-read p99_ms)
+  [ -z "$v" ] || verdict 'a >= 10000 && b < 5' "$v" "$p" "$t read, measured by wrk: $v req/s >= 10,000 and p99 $p ms < 5 ms"
   for m in $MODES; do
-    case $m in search | search@*) ;; *) continue ;; esac
+    case $m in search | search@* | wrk-search | wrk-search@*) ;; *) continue ;; esac
     p=$(med "$t" "$m" p99_ms)
     [ -z "$p" ] || verdict 'a < 10' "$p" 0 "$t patient search ($m): p99 $p ms < 10 ms$([ "$t" = sqlite-1m ] || echo ' (the target is for 1M)')"
   done
