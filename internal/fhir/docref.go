@@ -17,8 +17,15 @@ import (
 // not generate documents on demand, so on-demand=true finds nothing new
 // and, without parameters, the result is the patient's stored documents
 // rather than a freshly generated CCD.
-func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) (err error) {
 	in := r.URL.Query()
+	// A refusal is recorded as a failure, as for a search.
+	recorded := false
+	defer func() {
+		if err != nil && !recorded {
+			a.record(r.Context(), c, "fhir.operation", "failure", auditDetail("operation", "docref", "patient", in.Get("patient")))
+		}
+	}()
 	if r.Method == http.MethodPost {
 		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		switch ct {
@@ -66,6 +73,7 @@ func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	a.record(r.Context(), c, "fhir.operation", "success", auditDetail("operation", "docref", "patient", patient))
+	recorded = true
 	return writeJSON(w, r, http.StatusOK, body)
 }
 

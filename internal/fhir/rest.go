@@ -429,10 +429,12 @@ func (a *API) vreadHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, 
 		return err
 	}
 	out, err := a.vread(r.Context(), c, typ, id, v)
+	detail := auditDetail("resource", typ+"/"+id, "version", strconv.FormatInt(v, 10))
 	if err != nil {
+		a.record(r.Context(), c, "fhir.vread", "failure", detail)
 		return err
 	}
-	a.record(r.Context(), c, "fhir.vread", "success", auditDetail("resource", typ+"/"+id, "version", strconv.FormatInt(v, 10)))
+	a.record(r.Context(), c, "fhir.vread", "success", detail)
 	versionHeaders(w.Header(), out.res)
 	return writeJSON(w, r, out.status, a.shape(out.body, r.URL.Query()))
 }

@@ -169,8 +169,15 @@ func (a *API) searchHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ 
 }
 
 // historyHTTP serves type and instance _history.
-func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, id string) error {
+func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, id string) (err error) {
 	ctx := r.Context()
+	// A refusal is recorded as a failure, as for a read or a search.
+	recorded := false
+	defer func() {
+		if err != nil && !recorded {
+			a.record(ctx, c, "fhir.history", "failure", auditDetail("type", typ, "id", id))
+		}
+	}()
 	perm := scope.PermS
 	if id != "" {
 		perm = scope.PermR
@@ -279,6 +286,7 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 		b.entry(a.fullURL(e.Type, e.ID), body, "", string(req), string(resp))
 	}
 	a.record(ctx, c, "fhir.history", "success", auditDetail("type", typ, "id", id))
+	recorded = true
 	return writeJSON(w, r, http.StatusOK, b.finish())
 }
 
