@@ -294,7 +294,13 @@ func hasEvent(evs []auditEvent, action, clientID string) bool {
 // readAudit reads audit_events from a dev server's audit file, read-only.
 func readAudit(t *testing.T, s *devServer) ([]auditEvent, error) {
 	t.Helper()
-	path := sqlstore.AuditFile(filepath.Join(s.dataDir, "smartgate.db"))
+	return readAuditDir(s.dataDir)
+}
+
+// readAuditDir reads audit_events from the audit file of the SQLite
+// database in a data dir, read-only.
+func readAuditDir(dataDir string) ([]auditEvent, error) {
+	path := sqlstore.AuditFile(filepath.Join(dataDir, "smartgate.db"))
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)")
 	if err != nil {
 		return nil, err

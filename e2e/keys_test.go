@@ -43,6 +43,23 @@ func TestRotationPropagatesToRunningServer(t *testing.T) {
 			t.Errorf("new %s key %s signs from %s: it must be published before it signs", k.Alg, k.KID, k.ActiveAt)
 		}
 	}
+	// The command line's rotation is in the audit trail, as the
+	// console's is: key.rotate by the administrator "cli", naming the
+	// new keys (written before the command exits).
+	evs, err := readAuditDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rotations []auditEvent
+	for _, e := range evs {
+		if e.Action == "key.rotate" {
+			rotations = append(rotations, e)
+		}
+	}
+	if len(rotations) != 1 || rotations[0].Actor != "cli" || rotations[0].Outcome != "success" ||
+		!strings.Contains(rotations[0].Detail, added[0].KID) || !strings.Contains(rotations[0].Detail, added[1].KID) || !strings.Contains(rotations[0].Detail, `"via":"cli"`) {
+		t.Errorf("key.rotate events %+v, want one by cli (via cli) naming %v", rotations, kidsOf(added))
+	}
 
 	list := keyList(t, env, "--dev", "--data-dir", dir)
 	if len(list) != 4 {

@@ -12,7 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"smartgate/internal/admin"
 	"smartgate/internal/app"
+	"smartgate/internal/identity"
 	"smartgate/internal/keys"
 	"smartgate/internal/problem"
 )
@@ -82,7 +84,7 @@ cached JWKS knows it first. The old key stays published until the longest
 token lifetime has passed after it stopped signing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			algs := keys.Algs
+			var algs []string // both
 			if alg != "" {
 				switch strings.ToUpper(alg) {
 				case keys.ES256, keys.RS256:
@@ -96,18 +98,12 @@ token lifetime has passed after it stopped signing.`,
 				return err
 			}
 			defer a.Close()
-			created, err := a.Keys.Rotate(cmd.Context(), algs)
+			// The admin console's rotation, recorded (key.rotate) as the
+			// administrator "cli".
+			svc := admin.New(admin.Deps{Store: a.Store, Keys: a.Keys, Audit: identity.Direct{Store: a.Store}})
+			res, err := svc.RotateKeys(cmd.Context(), admin.Actor{ID: "cli", Name: "cli", Via: "cli"}, algs)
 			if err != nil {
 				return err
-			}
-			type out struct {
-				KID      string    `json:"kid"`
-				Alg      string    `json:"alg"`
-				ActiveAt time.Time `json:"active_at"`
-			}
-			var res []out
-			for _, k := range created {
-				res = append(res, out{k.KID, k.Alg, k.ActiveAt})
 			}
 			return g.print(res, func(w io.Writer) {
 				for _, k := range res {

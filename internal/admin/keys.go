@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +43,7 @@ type RotatedKey struct {
 // empty): published at once, signing after keys.jwks_max_age.
 func (s *Service) RotateKeys(ctx context.Context, a Actor, algs []string) ([]RotatedKey, error) {
 	if len(algs) == 0 {
-		algs = keys.Algs
+		algs = slices.Clone(keys.Algs) // upper-cased in place below
 	}
 	for i, alg := range algs {
 		switch strings.ToUpper(alg) {
