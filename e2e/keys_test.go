@@ -276,6 +276,21 @@ func TestRewrapPickedUpByRunningServer(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".kek*")); len(left) > 0 {
 		t.Errorf("rewrap left temporary KEK files: %v", left)
 	}
+	// The rewrap is in the audit trail (the new KEK's id, never the KEK).
+	evs, err := readAuditDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rewraps []auditEvent
+	for _, e := range evs {
+		if e.Action == "key.rewrap" {
+			rewraps = append(rewraps, e)
+		}
+	}
+	if len(rewraps) != 1 || rewraps[0].Actor != "cli" || !strings.Contains(rewraps[0].Detail, `"kek_id":"`+rw.KEKID+`"`) ||
+		!strings.Contains(rewraps[0].Detail, `"rewrapped":2`) || strings.Contains(rewraps[0].Detail, strings.TrimSpace(string(kekAfter))) {
+		t.Errorf("key.rewrap events %+v, want one by cli naming KEK %s and 2 keys, without the KEK", rewraps, rw.KEKID)
+	}
 	for _, k := range keyList(t, env, "--dev", "--data-dir", dir) {
 		if k.KEKID != rw.KEKID || !k.Usable {
 			t.Errorf("after rewrap key %s: kek_id %s usable %v; want %s, true", k.KID, k.KEKID, k.Usable, rw.KEKID)

@@ -182,6 +182,7 @@ re-read their kek_file when a key does not open under the KEK they have.`,
 					return fmt.Errorf("the keys are now sealed under the new KEK in %s, but replacing %s failed: %w; move it into place by hand", pending, cfg.KEKFile, err)
 				}
 			}
+			cliAudit(cmd.Context(), a, "key.rewrap", "", fmt.Sprintf(`{"rewrapped":%d,"totp_secrets":%d,"kek_id":%q}`, n, totp, next.ID))
 			res := map[string]any{"rewrapped": n, "totp_secrets": totp, "kek_id": next.ID, "kek_source": next.Source}
 			return g.print(res, func(w io.Writer) {
 				fmt.Fprintf(w, "re-encrypted %d signing key(s) and %d TOTP secret(s) under KEK %s (%s)\n", n, totp, next.ID, next.Source)
