@@ -322,6 +322,23 @@ func readAuditDir(dataDir string) ([]auditEvent, error) {
 	return out, rows.Err()
 }
 
+// auditOf returns the events of one action in the audit trail of the
+// SQLite database in dataDir, oldest first.
+func auditOf(t *testing.T, dataDir, action string) []auditEvent {
+	t.Helper()
+	evs, err := readAuditDir(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []auditEvent
+	for _, e := range evs {
+		if e.Action == action {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // waitAudit waits until the audit trail satisfies cond (events are written
 // in batches, every flush interval) and returns it.
 func waitAudit(t *testing.T, s *devServer, cond func([]auditEvent) (bool, string)) []auditEvent {

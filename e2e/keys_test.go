@@ -46,16 +46,7 @@ func TestRotationPropagatesToRunningServer(t *testing.T) {
 	// The command line's rotation is in the audit trail, as the
 	// console's is: key.rotate by the administrator "cli", naming the
 	// new keys (written before the command exits).
-	evs, err := readAuditDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rotations []auditEvent
-	for _, e := range evs {
-		if e.Action == "key.rotate" {
-			rotations = append(rotations, e)
-		}
-	}
+	rotations := auditOf(t, dir, "key.rotate")
 	if len(rotations) != 1 || rotations[0].Actor != "cli" || rotations[0].Outcome != "success" ||
 		!strings.Contains(rotations[0].Detail, added[0].KID) || !strings.Contains(rotations[0].Detail, added[1].KID) || !strings.Contains(rotations[0].Detail, `"via":"cli"`) {
 		t.Errorf("key.rotate events %+v, want one by cli (via cli) naming %v", rotations, kidsOf(added))
@@ -277,16 +268,7 @@ func TestRewrapPickedUpByRunningServer(t *testing.T) {
 		t.Errorf("rewrap left temporary KEK files: %v", left)
 	}
 	// The rewrap is in the audit trail (the new KEK's id, never the KEK).
-	evs, err := readAuditDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rewraps []auditEvent
-	for _, e := range evs {
-		if e.Action == "key.rewrap" {
-			rewraps = append(rewraps, e)
-		}
-	}
+	rewraps := auditOf(t, dir, "key.rewrap")
 	if len(rewraps) != 1 || rewraps[0].Actor != "cli" || !strings.Contains(rewraps[0].Detail, `"kek_id":"`+rw.KEKID+`"`) ||
 		!strings.Contains(rewraps[0].Detail, `"rewrapped":2`) || strings.Contains(rewraps[0].Detail, strings.TrimSpace(string(kekAfter))) {
 		t.Errorf("key.rewrap events %+v, want one by cli naming KEK %s and 2 keys, without the KEK", rewraps, rw.KEKID)

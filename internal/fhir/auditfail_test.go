@@ -17,13 +17,9 @@ import (
 // leaves a failure in the audit trail, as a read or a search does, and one
 // that succeeds a success; none is recorded twice.
 func TestAuditRecordsFailures(t *testing.T) {
-	var st store.Audit
-	var aw *audit.Writer
-	f := newFixture(t, "sqlite", func(d *fhir.Deps) {
-		st = d.Store.(store.Audit)
-		aw = audit.New(st, audit.Options{BatchSize: 16, FlushInterval: 10 * time.Millisecond, QueueSize: 64})
-		d.Audit = aw
-	})
+	var a audited
+	f := newFixture(t, "sqlite", a.deps)
+	st, aw := a.st, a.w
 	amy, jose := devdata.Patients()[0], devdata.Patients()[1]
 	sys := f.token("system/*.rs", "", "")
 	mine := f.token("patient/*.rs", amy, "")
@@ -84,4 +80,17 @@ func TestAuditRecordsFailures(t *testing.T) {
 			t.Errorf("%s: event %s %s %v (client %q), want %s %s %v (client app)", s.name, e.Action, e.Outcome, detail, e.ClientID, s.action, s.outcome, s.detail)
 		}
 	}
+}
+
+// audited gives a fixture an audit trail: newFixture(t, backend, a.deps),
+// then a.w.Close() writes what is queued and a.st.ListAudit reads it.
+type audited struct {
+	st store.Audit
+	w  *audit.Writer
+}
+
+func (a *audited) deps(d *fhir.Deps) {
+	a.st = d.Store.(store.Audit)
+	a.w = audit.New(a.st, audit.Options{BatchSize: 16, FlushInterval: 10 * time.Millisecond, QueueSize: 64})
+	d.Audit = a.w
 }

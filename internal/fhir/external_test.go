@@ -4,11 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	gojose "github.com/go-jose/go-jose/v4"
 
-	"smartgate/internal/audit"
 	"smartgate/internal/config"
 	"smartgate/internal/extauth"
 	"smartgate/internal/extauth/extauthtest"
@@ -112,14 +110,11 @@ func TestExternalTokens(t *testing.T) {
 	})
 
 	t.Run("audit events name the issuer", func(t *testing.T) {
-		var st store.Audit
-		var aw *audit.Writer
-		g := newFixture(t, "sqlite", func(d *fhir.Deps) {
-			st = d.Store.(store.Audit)
-			aw = audit.New(st, audit.Options{BatchSize: 16, FlushInterval: 10 * time.Millisecond, QueueSize: 64})
-			d.Audit = aw
+		var a audited
+		g := newFixture(t, "sqlite", a.deps, func(d *fhir.Deps) {
 			d.External = extauth.New(extauth.Options{Own: issuer, FHIRBase: issuer + "/fhir", Issuers: []config.ExternalIssuer{kc}})
 		})
+		st, aw := a.st, a.w
 		tok := keycloak(map[string]any{"scp": []string{"system/Patient.rs"}, "client_id": nil, "azp": "lab-portal", "sub": "svc-1"})
 		if r := g.do("GET", "/Patient/"+me, tok, nil); r.status != 200 {
 			t.Fatalf("read: %d %s", r.status, r.body)
