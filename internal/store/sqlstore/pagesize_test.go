@@ -5,11 +5,15 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"smartgate/internal/store"
 )
 
-// TestPageSize: a new SQLite file, and its audit file, get pages of
-// sqlitePageSize in WAL mode; a file made with SQLite's default 4 KiB
-// pages keeps them, and opens, migrates and serves as before.
+// TestPageSize: a new SQLite file gets pages of sqlitePageSize and its
+// audit file pages of auditPageSize, in WAL mode; a file made with SQLite's
+// default 4 KiB pages keeps them, and opens, migrates and serves as
+// before, and so does an audit file made with 8 KiB pages.
 func TestPageSize(t *testing.T) {
 	ctx := context.Background()
 	pragma := func(db *sql.DB, name string) string {
@@ -22,9 +26,13 @@ func TestPageSize(t *testing.T) {
 	}
 
 	db := migratedSQLite(t)
-	for name, p := range map[string]*sql.DB{"main file (writer)": db.w, "main file (reader)": db.r, "audit file": db.a} {
-		if got := pragma(p, "page_size"); got != "8192" {
-			t.Errorf("%s: page_size = %s, want %d", name, got, sqlitePageSize)
+	for name, c := range map[string]struct {
+		db   *sql.DB
+		want string
+	}{"main file (writer)": {db.w, "8192"}, "main file (reader)": {db.r, "8192"}, "audit file": {db.a, "4096"}} {
+		p := c.db
+		if got := pragma(p, "page_size"); got != c.want {
+			t.Errorf("%s: page_size = %s, want %s", name, got, c.want)
 		}
 		if got := pragma(p, "journal_mode"); got != "wal" {
 			t.Errorf("%s: journal_mode = %s, want wal", name, got)
@@ -55,5 +63,27 @@ func TestPageSize(t *testing.T) {
 	}
 	if got := pragma(db2.r, "quick_check"); got != "ok" {
 		t.Errorf("quick_check of the migrated 4 KiB file: %s", got)
+	}
+
+	// An audit file made with 8 KiB pages (by 359e141 to b92f497) keeps
+	// them and takes events.
+	path = filepath.Join(t.TempDir(), "eight.db")
+	a8, err := sql.Open("sqlite", "file:"+AuditFile(path)+"?_pragma=page_size(8192)&_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a8.ExecContext(ctx, auditFileSchema); err != nil {
+		t.Fatal(err)
+	}
+	a8.Close()
+	db3 := migrated(t, path)
+	if got := pragma(db3.a, "page_size"); got != "8192" {
+		t.Errorf("an existing 8 KiB audit file: page_size = %s, want it kept (8192)", got)
+	}
+	if err := db3.AppendAudit(ctx, []store.AuditEvent{{Time: time.Now(), Actor: "cli", Action: "key.rotate", Outcome: "success", Detail: "{}"}}); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := db3.ListAudit(ctx, store.AuditFilter{}); err != nil || len(evs) != 1 || evs[0].Action != "key.rotate" {
+		t.Errorf("the 8 KiB audit file's events: %v %+v", err, evs)
 	}
 }
