@@ -16,14 +16,15 @@ import (
 // BenchmarkAuditTrail is the audit writer's batch (audit.batch_size, 256)
 // on a SQLite trail that already holds many events, each naming a random
 // one of 6,160 patients, as the patient-scoped searches of bench/data.sh's
-// 1M set do. Each such event adds an entry to the index by patient on a
-// random page, and every page a commit changes goes whole into the WAL:
-// on a trail of a million events that, not the append, is the cost. The
-// trail is BENCH_AUDIT_EVENTS events (default 200,000; about 6 s a
-// 100,000 here), written before the timer starts; patient=none is the
-// same batch naming no patient (a system/ token's read).
+// 1M set do. Each such event has an entry in the index by patient, on a
+// random page of it, and every page a commit changes goes whole into the
+// WAL; since that index is written in bulk every 5 s (audit_patient), a
+// run needs more than 5 s of batches (-benchtime 1000x or more) to count
+// its cost. The trail is BENCH_AUDIT_EVENTS events (default 200,000),
+// written before the timer starts; patient=none is the same batch naming
+// no patient (a system/ token's read).
 //
-//	BENCH_AUDIT_EVENTS=1000000 go test ./bench -run '^$' -bench AuditTrail -benchtime 200x -count 3
+//	BENCH_AUDIT_EVENTS=1000000 go test ./bench -run '^$' -bench AuditTrail -benchtime 1000x
 func BenchmarkAuditTrail(b *testing.B) {
 	n := 200_000
 	if v := os.Getenv("BENCH_AUDIT_EVENTS"); v != "" {

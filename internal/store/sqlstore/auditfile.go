@@ -6,12 +6,21 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"smartgate/internal/config"
 )
 
-// auditFileSchema is the audit file's one table, as 0001_init.sql and
-// 0008_settings.sql made it in the main file up to schema 13.
+// auditFileSchema is the audit file's table, as 0001_init.sql and
+// 0008_settings.sql made it in the main file up to schema 13, except for
+// the index by patient: audit_patient holds it, written in bulk
+// (indexAuditPatients), with audit_patient_upto the last event id it
+// covers. An event that names a patient put its entry of an index on
+// (patient, at) on a random page, which SQLite wrote whole into the WAL
+// at every commit: on a trail of a million events that cost the writer
+// more than the rest of the event (docs/performance.md, "What a long
+// trail costs"). Written every auditPatientEvery, sorted, the entries
+// share their pages.
 const auditFileSchema = `
 CREATE TABLE IF NOT EXISTS audit_events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -27,9 +36,64 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_events_at ON audit_events (at);
 CREATE INDEX IF NOT EXISTS audit_events_actor ON audit_events (actor, at);
 CREATE INDEX IF NOT EXISTS audit_events_client ON audit_events (client_id, at);
-CREATE INDEX IF NOT EXISTS audit_events_patient ON audit_events (patient, at);
 CREATE INDEX IF NOT EXISTS audit_events_action ON audit_events (action, at);
+CREATE TABLE IF NOT EXISTS audit_patient (
+    patient TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    id      INTEGER NOT NULL,
+    PRIMARY KEY (patient, at, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_patient_upto (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    id  INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO audit_patient_upto (one, id) VALUES (1, 0);
 `
+
+// auditPatientEvery is how often the audit writer brings audit_patient up
+// to date (indexAuditPatients, in the transaction of its next batch). The
+// events after it are found by their ids (ListAudit).
+const auditPatientEvery = 5 * time.Second
+
+// indexAuditPatients adds the patient of every event after
+// audit_patient_upto to audit_patient, sorted, and moves the mark to the
+// last event. Run again over the same events it adds nothing twice.
+func indexAuditPatients(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO audit_patient (patient, at, id)
+SELECT patient, at, id FROM audit_events WHERE id > (SELECT id FROM audit_patient_upto) AND patient != '' ORDER BY patient, at, id`); err != nil {
+		return fmt.Errorf("indexing the audit trail by patient: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE audit_patient_upto SET id = (SELECT coalesce(max(id), 0) FROM audit_events)"); err != nil {
+		return fmt.Errorf("indexing the audit trail by patient: %w", err)
+	}
+	return nil
+}
+
+// dropAuditPatientIndex moves an audit file made before audit_patient (its
+// events indexed by audit_events_patient) to it: the entries into
+// audit_patient, then the index dropped, in one transaction. Nothing to
+// do when the index is gone. A few seconds for a million events, once.
+func dropAuditPatientIndex(ctx context.Context, a *sql.DB) error {
+	tx, err := a.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_patient'").Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := indexAuditPatients(ctx, tx); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "DROP INDEX audit_events_patient"); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
 
 // auditMovedVersion is the schema version whose migration drops the main
 // file's audit_events (SQLite), once moveAudit has copied its rows.
@@ -60,6 +124,10 @@ func openAudit(ctx context.Context, path, pragmas string) (*sql.DB, error) {
 	a.SetMaxOpenConns(4)
 	a.SetMaxIdleConns(2)
 	if _, err := a.ExecContext(ctx, auditFileSchema); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("the audit file %s: %w", path, err)
+	}
+	if err := dropAuditPatientIndex(ctx, a); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("the audit file %s: %w", path, err)
 	}
@@ -109,6 +177,11 @@ func (db *DB) moveAudit(ctx context.Context) error {
 	}
 	const cols = "id, at, request_id, actor, client_id, patient, action, outcome, detail"
 	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_events ("+cols+") SELECT "+cols+" FROM old.audit_events ORDER BY id"); err != nil {
+		return fmt.Errorf("moving the audit trail to its own file: %w", err)
+	}
+	// Their entries by patient too, whatever audit_patient_upto says: the
+	// ids come from the main file.
+	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_patient (patient, at, id) SELECT patient, at, id FROM old.audit_events WHERE patient != '' ORDER BY patient, at, id"); err != nil {
 		return fmt.Errorf("moving the audit trail to its own file: %w", err)
 	}
 	return tx.Commit()

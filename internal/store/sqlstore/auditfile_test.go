@@ -95,6 +95,9 @@ func TestMigration14MovesAuditTrail(t *testing.T) {
 	if got := ids(); !slices.Equal(got, []int64{5, 6, 9, 10}) {
 		t.Errorf("audit events after the migration = %v, want 5, 6, 9, 10", got)
 	}
+	if evs, err := db.ListAudit(ctx, store.AuditFilter{Patient: "p1"}); err != nil || len(evs) != 3 || evs[0].ID != 9 || evs[2].ID != 5 {
+		t.Errorf("the moved events of patient p1: %v %+v, want 9, 6, 5", err, evs)
+	}
 	fi, err := os.Stat(AuditFile(dsn))
 	if err != nil {
 		t.Fatal(err)

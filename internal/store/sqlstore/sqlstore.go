@@ -69,6 +69,10 @@ type DB struct {
 	unhintedUntil atomic.Int64
 
 	ckpt *checkpointer // SQLite: the WAL's background checkpoints
+
+	// auditIndexed (unix ns): when AppendAudit last brought the audit
+	// file's index by patient up to date (SQLite; auditfile.go).
+	auditIndexed atomic.Int64
 }
 
 var _ store.Store = (*DB)(nil)
