@@ -19,7 +19,7 @@ func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error 
 	if len(events) == 0 {
 		return nil
 	}
-	return db.txOn(ctx, db.a, 0, func(tx *sql.Tx) error {
+	err := db.txOn(ctx, db.a, 0, func(tx *sql.Tx) error {
 		for start := 0; start < len(events); start += auditChunk {
 			chunk := events[start:min(start+auditChunk, len(events))]
 			var q strings.Builder
@@ -36,16 +36,20 @@ func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error 
 				return err
 			}
 		}
-		if !db.postgres {
-			if now := time.Now().UnixNano(); now-db.auditIndexed.Load() >= int64(auditPatientEvery) {
-				if err := indexAuditPatients(ctx, tx); err != nil {
-					return err
-				}
-				db.auditIndexed.Store(now)
-			}
-		}
 		return nil
 	})
+	if err != nil || db.postgres {
+		return err
+	}
+	// The index by patient, in a transaction of its own: the batch is
+	// written whatever happens to it. One that fails leaves the events
+	// after the mark, which ListAudit finds by id, to the next one.
+	if now := time.Now().UnixNano(); now-db.auditIndexed.Load() >= int64(auditPatientEvery) {
+		if db.txOn(ctx, db.a, 0, func(tx *sql.Tx) error { return indexAuditPatients(ctx, tx) }) == nil {
+			db.auditIndexed.Store(now)
+		}
+	}
+	return nil
 }
 
 // ListAudit implements store.Audit: newest first by (at, id), which is

@@ -51,8 +51,8 @@ INSERT OR IGNORE INTO audit_patient_upto (one, id) VALUES (1, 0);
 `
 
 // auditPatientEvery is how often the audit writer brings audit_patient up
-// to date (indexAuditPatients, in the transaction of its next batch). The
-// events after it are found by their ids (ListAudit).
+// to date (indexAuditPatients, after its next batch, in a transaction of
+// its own). The events after the mark are found by their ids (ListAudit).
 const auditPatientEvery = 5 * time.Second
 
 // indexAuditPatients adds the patient of every event after
