@@ -22,7 +22,8 @@ import (
 // run needs more than 5 s of batches (-benchtime 1000x or more) to count
 // its cost. The trail is BENCH_AUDIT_EVENTS events (default 200,000),
 // written before the timer starts; patient=none is the same batch naming
-// no patient (a system/ token's read).
+// no patient (a system/ token's read), and actor=user the batch of a
+// patient-facing app, whose actor is the patient's user (as random).
 //
 //	BENCH_AUDIT_EVENTS=1000000 go test ./bench -run '^$' -bench AuditTrail -benchtime 1000x
 func BenchmarkAuditTrail(b *testing.B) {
@@ -41,15 +42,20 @@ func BenchmarkAuditTrail(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, patient := range []bool{true, false} {
-		name := "patient=random"
-		if !patient {
-			name = "patient=none"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		name           string
+		patient, actor bool
+	}{{"patient=random", true, false}, {"patient=none", false, false}, {"patient=random,actor=user", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
 			batches := make([][]store.AuditEvent, 64)
 			for i := range batches {
-				batches[i] = searchEvents(r, 256, patient)
+				batches[i] = searchEvents(r, 256, c.patient)
+				if c.actor {
+					// A patient-facing app: its user, the patient's own.
+					for j := range batches[i] {
+						batches[i][j].Actor = "user:" + batches[i][j].Patient
+					}
+				}
 			}
 			cpu0, ok := processCPU()
 			i := 0

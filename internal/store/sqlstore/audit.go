@@ -41,11 +41,11 @@ func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error 
 	if err != nil || db.postgres {
 		return err
 	}
-	// The index by patient, in a transaction of its own: the batch is
-	// written whatever happens to it. One that fails leaves the events
+	// The bulk indexes, in a transaction of their own: the batch is
+	// written whatever happens to them. One that fails leaves the events
 	// after the mark, which ListAudit finds by id, to the next one.
-	if now := time.Now().UnixNano(); now-db.auditIndexed.Load() >= int64(auditPatientEvery) {
-		if db.txOn(ctx, db.a, 0, func(tx *sql.Tx) error { return indexAuditPatients(ctx, tx) }) == nil {
+	if now := time.Now().UnixNano(); now-db.auditIndexed.Load() >= int64(auditBulkEvery) {
+		if db.txOn(ctx, db.a, 0, func(tx *sql.Tx) error { return indexAuditBulk(ctx, tx) }) == nil {
 			db.auditIndexed.Store(now)
 		}
 	}
@@ -91,15 +91,21 @@ func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audit
 	}
 	from := "audit_events e"
 	var fromArgs []any
-	if f.Patient != "" && !db.postgres {
-		// The patient's events: those audit_patient holds, and those
-		// after its mark (the last few seconds'), by id; then each row.
-		// (Given only the filter, SQLite walks audit_events_at for the
-		// ORDER BY and reads every event.)
-		from = "(SELECT id FROM audit_patient WHERE patient = ? UNION ALL" +
-			" SELECT id FROM audit_events WHERE id > (SELECT id FROM audit_patient_upto) AND patient = ?) p" +
-			" CROSS JOIN audit_events e ON e.id = p.id"
-		fromArgs = []any{f.Patient, f.Patient}
+	if !db.postgres {
+		// A patient's or an actor's events: those its bulk index holds,
+		// and those after the mark (the last few seconds'), by id; then
+		// each row. (Given only the filter, SQLite walks audit_events_at
+		// for the ORDER BY and reads every event.)
+		for _, c := range []struct{ col, val string }{{"patient", f.Patient}, {"actor", f.Actor}} {
+			if c.val == "" {
+				continue
+			}
+			from = "(SELECT id FROM audit_" + c.col + " WHERE " + c.col + " = ? UNION ALL" +
+				" SELECT id FROM audit_events WHERE id > (SELECT id FROM audit_indexed_upto) AND " + c.col + " = ?) k" +
+				" CROSS JOIN audit_events e ON e.id = k.id"
+			fromArgs = []any{c.val, c.val}
+			break
+		}
 	}
 	q := "SELECT e.id, e.at, e.request_id, e.actor, e.client_id, e.patient, e.action, e.outcome, e.detail FROM " + from
 	if len(where) > 0 {

@@ -13,14 +13,15 @@ import (
 
 // auditFileSchema is the audit file's table, as 0001_init.sql and
 // 0008_settings.sql made it in the main file up to schema 13, except for
-// the index by patient: audit_patient holds it, written in bulk
-// (indexAuditPatients), with audit_patient_upto the last event id it
-// covers. An event that names a patient put its entry of an index on
-// (patient, at) on a random page, which SQLite wrote whole into the WAL
-// at every commit: on a trail of a million events that cost the writer
-// more than the rest of the event (docs/performance.md, "What a long
-// trail costs"). Written every auditPatientEvery, sorted, the entries
-// share their pages.
+// the indexes by patient and by actor: the tables audit_patient and
+// audit_actor hold them, written in bulk (indexAuditBulk), with
+// audit_indexed_upto the last event id they cover. An event that names a
+// patient put its entry of an index on (patient, at) on a random page,
+// which SQLite wrote whole into the WAL at every commit: on a trail of a
+// million events that cost the writer more than the rest of the event
+// (docs/performance.md, "What a long trail costs"), and the actor of a
+// patient-facing app's event (its user) is as random. Written every
+// auditBulkEvery, sorted, the entries share their pages.
 const auditFileSchema = `
 CREATE TABLE IF NOT EXISTS audit_events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -34,7 +35,6 @@ CREATE TABLE IF NOT EXISTS audit_events (
     detail     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_events_at ON audit_events (at);
-CREATE INDEX IF NOT EXISTS audit_events_actor ON audit_events (actor, at);
 CREATE INDEX IF NOT EXISTS audit_events_client ON audit_events (client_id, at);
 CREATE INDEX IF NOT EXISTS audit_events_action ON audit_events (action, at);
 CREATE TABLE IF NOT EXISTS audit_patient (
@@ -43,53 +43,86 @@ CREATE TABLE IF NOT EXISTS audit_patient (
     id      INTEGER NOT NULL,
     PRIMARY KEY (patient, at, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_patient_upto (
+CREATE TABLE IF NOT EXISTS audit_actor (
+    actor TEXT NOT NULL,
+    at    INTEGER NOT NULL,
+    id    INTEGER NOT NULL,
+    PRIMARY KEY (actor, at, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_indexed_upto (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     id  INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO audit_patient_upto (one, id) VALUES (1, 0);
+INSERT OR IGNORE INTO audit_indexed_upto (one, id) VALUES (1, 0);
 `
 
-// auditPatientEvery is how often the audit writer brings audit_patient up
-// to date (indexAuditPatients, after its next batch, in a transaction of
-// its own). The events after the mark are found by their ids (ListAudit).
-const auditPatientEvery = 5 * time.Second
+// auditBulk are the columns of audit_events indexed in bulk, each in the
+// table audit_<column> (column, at, id).
+var auditBulk = []string{"patient", "actor"}
 
-// indexAuditPatients adds the patient of every event after
-// audit_patient_upto to audit_patient, sorted, and moves the mark to the
-// last event. Run again over the same events it adds nothing twice.
-func indexAuditPatients(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO audit_patient (patient, at, id)
-SELECT patient, at, id FROM audit_events WHERE id > (SELECT id FROM audit_patient_upto) AND patient != '' ORDER BY patient, at, id`); err != nil {
-		return fmt.Errorf("indexing the audit trail by patient: %w", err)
+// auditBulkEvery is how often the audit writer brings the bulk indexes up
+// to date (indexAuditBulk, after its next batch, in a transaction of its
+// own). The events after the mark are found by their ids (ListAudit).
+const auditBulkEvery = 5 * time.Second
+
+// indexAuditBulk adds the entries of every event after audit_indexed_upto
+// to the bulk indexes, sorted, and moves the mark to the last event. Run
+// again over the same events it adds nothing twice.
+func indexAuditBulk(ctx context.Context, tx *sql.Tx) error {
+	for _, col := range auditBulk {
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO audit_"+col+" ("+col+", at, id) SELECT "+col+", at, id FROM audit_events"+
+			" WHERE id > (SELECT id FROM audit_indexed_upto) AND "+col+" != '' ORDER BY "+col+", at, id"); err != nil {
+			return fmt.Errorf("indexing the audit trail by %s: %w", col, err)
+		}
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE audit_patient_upto SET id = (SELECT coalesce(max(id), 0) FROM audit_events)"); err != nil {
-		return fmt.Errorf("indexing the audit trail by patient: %w", err)
+	if _, err := tx.ExecContext(ctx, "UPDATE audit_indexed_upto SET id = (SELECT coalesce(max(id), 0) FROM audit_events)"); err != nil {
+		return fmt.Errorf("indexing the audit trail: %w", err)
 	}
 	return nil
 }
 
-// dropAuditPatientIndex moves an audit file made before audit_patient (its
-// events indexed by audit_events_patient) to it: the entries into
-// audit_patient, then the index dropped, in one transaction. Nothing to
-// do when the index is gone. A few seconds for a million events, once.
-func dropAuditPatientIndex(ctx context.Context, a *sql.DB) error {
+// dropAuditIndexes moves an audit file made before the bulk indexes (its
+// events indexed by audit_events_patient and audit_events_actor) to them:
+// every event's entries into every bulk table, then the old indexes
+// dropped, in one transaction. Nothing to do when they are gone. A few
+// seconds for a million events, once. (A file made by the first version
+// of the bulk index by patient, with audit_patient_upto, has the index by
+// actor still: its patients are filled again, which adds those after its
+// old mark, and the old mark goes.)
+func dropAuditIndexes(ctx context.Context, a *sql.DB) error {
 	tx, err := a.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_patient'").Scan(&n); err != nil {
-		return err
+	var old []string
+	for _, col := range auditBulk {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_"+col+"'").Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			old = append(old, "audit_events_"+col)
+		}
 	}
-	if n == 0 {
+	if len(old) == 0 {
 		return nil
 	}
-	if err := indexAuditPatients(ctx, tx); err != nil {
+	for _, col := range auditBulk {
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO audit_"+col+" ("+col+", at, id) SELECT "+col+", at, id FROM audit_events"+
+			" WHERE "+col+" != '' ORDER BY "+col+", at, id"); err != nil {
+			return fmt.Errorf("indexing the audit trail by %s: %w", col, err)
+		}
+	}
+	for _, name := range old {
+		if _, err := tx.ExecContext(ctx, "DROP INDEX "+name); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS audit_patient_upto"); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "DROP INDEX audit_events_patient"); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE audit_indexed_upto SET id = (SELECT coalesce(max(id), 0) FROM audit_events)"); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -127,7 +160,7 @@ func openAudit(ctx context.Context, path, pragmas string) (*sql.DB, error) {
 		a.Close()
 		return nil, fmt.Errorf("the audit file %s: %w", path, err)
 	}
-	if err := dropAuditPatientIndex(ctx, a); err != nil {
+	if err := dropAuditIndexes(ctx, a); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("the audit file %s: %w", path, err)
 	}
@@ -179,10 +212,12 @@ func (db *DB) moveAudit(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_events ("+cols+") SELECT "+cols+" FROM old.audit_events ORDER BY id"); err != nil {
 		return fmt.Errorf("moving the audit trail to its own file: %w", err)
 	}
-	// Their entries by patient too, whatever audit_patient_upto says: the
-	// ids come from the main file.
-	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_patient (patient, at, id) SELECT patient, at, id FROM old.audit_events WHERE patient != '' ORDER BY patient, at, id"); err != nil {
-		return fmt.Errorf("moving the audit trail to its own file: %w", err)
+	// Their entries in the bulk indexes too, whatever audit_indexed_upto
+	// says: the ids come from the main file.
+	for _, col := range auditBulk {
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_"+col+" ("+col+", at, id) SELECT "+col+", at, id FROM old.audit_events WHERE "+col+" != '' ORDER BY "+col+", at, id"); err != nil {
+			return fmt.Errorf("moving the audit trail to its own file: %w", err)
+		}
 	}
 	return tx.Commit()
 }

@@ -71,7 +71,7 @@ type DB struct {
 	ckpt *checkpointer // SQLite: the WAL's background checkpoints
 
 	// auditIndexed (unix ns): when AppendAudit last brought the audit
-	// file's index by patient up to date (SQLite; auditfile.go).
+	// file's bulk indexes up to date (SQLite; auditfile.go).
 	auditIndexed atomic.Int64
 }
 
