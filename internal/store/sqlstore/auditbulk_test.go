@@ -127,22 +127,7 @@ func TestAuditBulkIndexes(t *testing.T) {
 
 	// An audit file from before, with its index on audit_events.
 	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := sql.Open("sqlite", "file:"+AuditFile(path)+"?_journal_mode=WAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := old.ExecContext(ctx, `CREATE TABLE audit_events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, request_id TEXT NOT NULL,
-  actor TEXT NOT NULL, client_id TEXT NOT NULL, patient TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE INDEX audit_events_at ON audit_events (at);
-CREATE INDEX audit_events_actor ON audit_events (actor, at);
-CREATE INDEX audit_events_patient ON audit_events (patient, at);
-INSERT INTO audit_events (at, request_id, actor, client_id, patient, action, outcome, detail) VALUES
-  (1, 'o1', 'user:u', 'app', 'Patient/1', 'fhir.read', 'success', '{}'),
-  (2, 'o2', 'user:u', 'app', '', 'token.issue', 'success', '{}'),
-  (3, 'o3', 'user:u', 'app', 'Patient/1', 'fhir.read', 'success', '{}')`); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+	auditFileAs(t, path, `CREATE INDEX audit_events_patient ON audit_events (patient, at)`)
 	db2 := migrated(t, path)
 	moved := func(db *DB, name string, wantPatient, wantActor []string) {
 		t.Helper()
@@ -171,24 +156,32 @@ INSERT INTO audit_events (at, request_id, actor, client_id, patient, action, out
 	// A file of the first bulk index, by patient alone: its mark at the
 	// first event, the index by actor still on audit_events.
 	path = filepath.Join(t.TempDir(), "first.db")
-	first, err := sql.Open("sqlite", "file:"+AuditFile(path)+"?_journal_mode=WAL")
+	auditFileAs(t, path, `CREATE TABLE audit_patient (patient TEXT NOT NULL, at INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (patient, at, id)) WITHOUT ROWID;
+CREATE TABLE audit_patient_upto (one INTEGER PRIMARY KEY CHECK (one = 1), id INTEGER NOT NULL);
+INSERT INTO audit_patient VALUES ('Patient/1', 1, 1);
+INSERT INTO audit_patient_upto VALUES (1, 1)`)
+	moved(migrated(t, path), "an audit file of the first bulk index", []string{"o3", "o1"}, []string{"o3", "o2", "o1"})
+}
+
+// auditFileAs writes the audit file of the SQLite database at path as an
+// older smartgate left it: audit_events, its indexes by time and by actor,
+// three events (o1 and o3 of Patient/1, all three by user:u), and extra.
+func auditFileAs(t *testing.T, path, extra string) {
+	t.Helper()
+	a, err := sql.Open("sqlite", "file:"+AuditFile(path)+"?_journal_mode=WAL")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := first.ExecContext(ctx, `CREATE TABLE audit_events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, request_id TEXT NOT NULL,
+	defer a.Close()
+	if _, err := a.ExecContext(context.Background(), `CREATE TABLE audit_events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, request_id TEXT NOT NULL,
   actor TEXT NOT NULL, client_id TEXT NOT NULL, patient TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX audit_events_at ON audit_events (at);
 CREATE INDEX audit_events_actor ON audit_events (actor, at);
-CREATE TABLE audit_patient (patient TEXT NOT NULL, at INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (patient, at, id)) WITHOUT ROWID;
-CREATE TABLE audit_patient_upto (one INTEGER PRIMARY KEY CHECK (one = 1), id INTEGER NOT NULL);
 INSERT INTO audit_events (at, request_id, actor, client_id, patient, action, outcome, detail) VALUES
   (1, 'o1', 'user:u', 'app', 'Patient/1', 'fhir.read', 'success', '{}'),
   (2, 'o2', 'user:u', 'app', '', 'token.issue', 'success', '{}'),
   (3, 'o3', 'user:u', 'app', 'Patient/1', 'fhir.read', 'success', '{}');
-INSERT INTO audit_patient VALUES ('Patient/1', 1, 1);
-INSERT INTO audit_patient_upto VALUES (1, 1)`); err != nil {
+`+extra); err != nil {
 		t.Fatal(err)
 	}
-	first.Close()
-	moved(migrated(t, path), "an audit file of the first bulk index", []string{"o3", "o1"}, []string{"o3", "o2", "o1"})
 }
