@@ -67,9 +67,8 @@ func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audit
 	for _, c := range []struct{ col, val string }{
 		{"actor", f.Actor}, {"client_id", f.ClientID}, {"patient", f.Patient}, {"action", action}, {"outcome", f.Outcome},
 	} {
-		c.col = "e." + c.col
 		if c.val != "" {
-			where = append(where, c.col+" = ?")
+			where = append(where, "e."+c.col+" = ?")
 			args = append(args, c.val)
 		}
 	}
