@@ -69,12 +69,32 @@ const auditBulkEvery = 5 * time.Second
 // to the bulk indexes, sorted, and moves the mark to the last event. Run
 // again over the same events it adds nothing twice.
 func indexAuditBulk(ctx context.Context, tx *sql.Tx) error {
+	if err := fillAuditBulk(ctx, tx, "", "audit_events", "id > (SELECT id FROM audit_indexed_upto)"); err != nil {
+		return err
+	}
+	return markAuditIndexed(ctx, tx)
+}
+
+// fillAuditBulk adds to the bulk tables of the database schema ("" or
+// "main.") the entries of the events in src (audit_events, or an attached
+// file's) that match cond ("" for all), sorted: each table's pages are
+// written once for many entries, and an entry already there is kept.
+func fillAuditBulk(ctx context.Context, tx *sql.Tx, schema, src, cond string) error {
 	for _, col := range auditBulk {
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO audit_"+col+" ("+col+", at, id) SELECT "+col+", at, id FROM audit_events"+
-			" WHERE id > (SELECT id FROM audit_indexed_upto) AND "+col+" != '' ORDER BY "+col+", at, id"); err != nil {
+		where := col + " != ''"
+		if cond != "" {
+			where = cond + " AND " + where
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO "+schema+"audit_"+col+" ("+col+", at, id) SELECT "+col+", at, id FROM "+src+
+			" WHERE "+where+" ORDER BY "+col+", at, id"); err != nil {
 			return fmt.Errorf("indexing the audit trail by %s: %w", col, err)
 		}
 	}
+	return nil
+}
+
+// markAuditIndexed moves audit_indexed_upto to the last event.
+func markAuditIndexed(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, "UPDATE audit_indexed_upto SET id = (SELECT coalesce(max(id), 0) FROM audit_events)"); err != nil {
 		return fmt.Errorf("indexing the audit trail: %w", err)
 	}
@@ -84,37 +104,43 @@ func indexAuditBulk(ctx context.Context, tx *sql.Tx) error {
 // dropAuditIndexes moves an audit file made before the bulk indexes (its
 // events indexed by audit_events_patient and audit_events_actor) to them:
 // every event's entries into every bulk table, then the old indexes
-// dropped, in one transaction. Nothing to do when they are gone. A few
-// seconds for a million events, once. (A file made by the first version
-// of the bulk index by patient, with audit_patient_upto, has the index by
-// actor still: its patients are filled again, which adds those after its
-// old mark, and the old mark goes.)
+// dropped, in one transaction. Nothing to do when they are gone, which a
+// read finds without taking the file's write lock (every open of the
+// store, a CLI command's too, comes here). A few seconds for a million
+// events, once. (A file made by the first version of the bulk index by
+// patient, with audit_patient_upto, has the index by actor still: its
+// patients are filled again, which adds those after its old mark, and the
+// old mark goes.)
 func dropAuditIndexes(ctx context.Context, a *sql.DB) error {
+	old := func(q querier) ([]string, error) {
+		var names []string
+		for _, col := range auditBulk {
+			var n int
+			if err := q.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_"+col+"'").Scan(&n); err != nil {
+				return nil, err
+			}
+			if n > 0 {
+				names = append(names, "audit_events_"+col)
+			}
+		}
+		return names, nil
+	}
+	if names, err := old(a); err != nil || len(names) == 0 {
+		return err
+	}
 	tx, err := a.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	var old []string
-	for _, col := range auditBulk {
-		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_"+col+"'").Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			old = append(old, "audit_events_"+col)
-		}
+	names, err := old(tx) // again: another process may have moved it meanwhile
+	if err != nil || len(names) == 0 {
+		return err
 	}
-	if len(old) == 0 {
-		return nil
+	if err := fillAuditBulk(ctx, tx, "", "audit_events", ""); err != nil {
+		return err
 	}
-	for _, col := range auditBulk {
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO audit_"+col+" ("+col+", at, id) SELECT "+col+", at, id FROM audit_events"+
-			" WHERE "+col+" != '' ORDER BY "+col+", at, id"); err != nil {
-			return fmt.Errorf("indexing the audit trail by %s: %w", col, err)
-		}
-	}
-	for _, name := range old {
+	for _, name := range names {
 		if _, err := tx.ExecContext(ctx, "DROP INDEX "+name); err != nil {
 			return err
 		}
@@ -122,7 +148,7 @@ func dropAuditIndexes(ctx context.Context, a *sql.DB) error {
 	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS audit_patient_upto"); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE audit_indexed_upto SET id = (SELECT coalesce(max(id), 0) FROM audit_events)"); err != nil {
+	if err := markAuditIndexed(ctx, tx); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -214,10 +240,8 @@ func (db *DB) moveAudit(ctx context.Context) error {
 	}
 	// Their entries in the bulk indexes too, whatever audit_indexed_upto
 	// says: the ids come from the main file.
-	for _, col := range auditBulk {
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO main.audit_"+col+" ("+col+", at, id) SELECT "+col+", at, id FROM old.audit_events WHERE "+col+" != '' ORDER BY "+col+", at, id"); err != nil {
-			return fmt.Errorf("moving the audit trail to its own file: %w", err)
-		}
+	if err := fillAuditBulk(ctx, tx, "main.", "old.audit_events", ""); err != nil {
+		return fmt.Errorf("moving the audit trail to its own file: %w", err)
 	}
 	return tx.Commit()
 }
