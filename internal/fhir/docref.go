@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -17,37 +18,52 @@ import (
 // not generate documents on demand, so on-demand=true finds nothing new
 // and, without parameters, the result is the patient's stored documents
 // rather than a freshly generated CCD.
-func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) (err error) {
-	in := r.URL.Query()
-	// A refusal is recorded as a failure, as for a search.
-	recorded := false
-	defer func() {
-		if err != nil && !recorded {
-			a.record(r.Context(), c, "fhir.operation", "failure", auditDetail("operation", "docref", "patient", in.Get("patient")))
-		}
-	}()
-	if r.Method == http.MethodPost {
-		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		switch ct {
-		case "application/x-www-form-urlencoded":
-			if err := r.ParseForm(); err != nil {
-				return problem.New(problem.InvalidRequest, "the form body of $docref could not be read")
-			}
-			in = r.Form
-		default:
-			body, err := readBody(r)
-			if err != nil {
-				return err
-			}
-			in, err = parametersToValues(body)
-			if err != nil {
-				return err
-			}
-		}
+func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) error {
+	in, err := docrefParams(r)
+	var body []byte
+	if err == nil {
+		body, err = a.docrefRun(r.Context(), c, in)
 	}
+	// Recorded (a refusal as a failure) as a search is.
+	detail := auditDetail("operation", "docref", "patient", in.Get("patient"))
+	if err != nil {
+		a.record(r.Context(), c, "fhir.operation", "failure", detail)
+		return err
+	}
+	a.record(r.Context(), c, "fhir.operation", "success", detail)
+	return writeJSON(w, r, http.StatusOK, body)
+}
+
+// docrefParams are $docref's parameters: the query of a GET, the form or
+// the Parameters body of a POST (the query when that cannot be read).
+func docrefParams(r *http.Request) (url.Values, error) {
+	if r.Method != http.MethodPost {
+		return r.URL.Query(), nil
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/x-www-form-urlencoded" {
+		if err := r.ParseForm(); err != nil {
+			return r.URL.Query(), problem.New(problem.InvalidRequest, "the form body of $docref could not be read")
+		}
+		return r.Form, nil
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return r.URL.Query(), err
+	}
+	in, err := parametersToValues(body)
+	if err != nil {
+		return r.URL.Query(), err
+	}
+	return in, nil
+}
+
+// docrefRun is $docref's searchset: the search of DocumentReference the
+// parameters in stand for.
+func (a *API) docrefRun(ctx context.Context, c *caller, in url.Values) ([]byte, error) {
 	patient := in.Get("patient")
 	if patient == "" {
-		return problem.New(problem.InvalidRequest, "$docref needs the patient parameter (the id of the Patient), e.g. DocumentReference/$docref?patient=123")
+		return nil, problem.New(problem.InvalidRequest, "$docref needs the patient parameter (the id of the Patient), e.g. DocumentReference/$docref?patient=123")
 	}
 	q := url.Values{"patient": {patient}}
 	for _, p := range []struct{ name, prefix string }{{"start", "ge"}, {"end", "le"}} {
@@ -56,25 +72,17 @@ func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) (err err
 			continue
 		}
 		if _, _, err := index.DateRange(v); err != nil {
-			return problem.New(problem.InvalidRequest, "$docref parameter %q must be a FHIR dateTime such as 2024-01-31 or 2024-01-31T12:00:00Z, got %q", p.name, clip(v))
+			return nil, problem.New(problem.InvalidRequest, "$docref parameter %q must be a FHIR dateTime such as 2024-01-31 or 2024-01-31T12:00:00Z, got %q", p.name, clip(v))
 		}
 		q.Add("period", p.prefix+v)
 	}
-	if types := in["type"]; len(types) > 0 {
-		for _, t := range types {
-			q.Add("type", t)
-		}
+	for _, t := range in["type"] {
+		q.Add("type", t)
 	}
 	if v := in.Get("on-demand"); v == "true" {
 		q.Set("_id", "on-demand-documents-are-not-generated")
 	}
-	body, err := a.searchRun(r.Context(), a.store, c, "DocumentReference", q, false)
-	if err != nil {
-		return err
-	}
-	a.record(r.Context(), c, "fhir.operation", "success", auditDetail("operation", "docref", "patient", patient))
-	recorded = true
-	return writeJSON(w, r, http.StatusOK, body)
+	return a.searchRun(ctx, a.store, c, "DocumentReference", q, false)
 }
 
 // parametersToValues reads a Parameters resource of simple values (the

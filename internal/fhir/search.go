@@ -168,36 +168,39 @@ func (a *API) searchHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ 
 	return writeJSON(w, r, http.StatusOK, body)
 }
 
-// historyHTTP serves type and instance _history.
-func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, id string) (err error) {
-	ctx := r.Context()
-	// A refusal is recorded as a failure, as for a read or a search.
-	recorded := false
-	defer func() {
-		if err != nil && !recorded {
-			a.record(ctx, c, "fhir.history", "failure", auditDetail("type", typ, "id", id))
-		}
-	}()
+// historyHTTP serves type and instance _history, recorded (a refusal
+// as a failure) as a read or a search is.
+func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, id string) error {
+	body, err := a.history(r.Context(), c, r.URL.Query(), typ, id)
+	if err != nil {
+		a.record(r.Context(), c, "fhir.history", "failure", auditDetail("type", typ, "id", id))
+		return err
+	}
+	a.record(r.Context(), c, "fhir.history", "success", auditDetail("type", typ, "id", id))
+	return writeJSON(w, r, http.StatusOK, body)
+}
+
+// history is the Bundle of a type's or a resource's _history.
+func (a *API) history(ctx context.Context, c *caller, params url.Values, typ, id string) ([]byte, error) {
 	perm := scope.PermS
 	if id != "" {
 		perm = scope.PermR
 	}
 	ac, err := a.authorize(ctx, c, typ, perm, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if id != "" {
 		if cur, err := a.store.ReadResource(ctx, typ, id, ac.Cond); err != nil && !errors.Is(err, store.ErrGone) {
-			return a.readError(ctx, typ, id, ac, cur, err)
+			return nil, a.readError(ctx, typ, id, ac, cur, err)
 		}
 	}
-	params := r.URL.Query()
 	q := store.HistoryQuery{Type: typ, ID: id, Count: defaultCount, Where: ac.Cond}
 	self := url.Values{}
 	if v := params.Get("_count"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return searchError("_count", "must be a whole number from 1 to %d, got %q", maxCount, v)
+			return nil, searchError("_count", "must be a whole number from 1 to %d, got %q", maxCount, v)
 		}
 		q.Count = min(n, maxCount)
 		self.Set("_count", strconv.Itoa(q.Count))
@@ -209,7 +212,7 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 		}
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return searchError(name, "must be an instant such as 2024-01-31T12:00:00Z, got %q", v)
+			return nil, searchError(name, "must be an instant such as 2024-01-31T12:00:00Z, got %q", v)
 		}
 		if name == "_since" {
 			q.Since = t
@@ -223,13 +226,13 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 		t, err1 := strconv.ParseInt(ts, 10, 64)
 		k, err2 := strconv.ParseInt(key, 10, 64)
 		if !ok || err1 != nil || err2 != nil {
-			return searchError("_cursor", "is a paging cursor from a next link; do not change it")
+			return nil, searchError("_cursor", "is a paging cursor from a next link; do not change it")
 		}
 		q.BeforeTime, q.BeforeKey = time.UnixMicro(t), k
 	}
 	entries, more, err := a.store.History(ctx, q)
 	if err != nil {
-		return problem.Internal(err)
+		return nil, problem.Internal(err)
 	}
 	// Where keeps resources whose current version is within access; each
 	// earlier version must be too, on its own content.
@@ -241,7 +244,7 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 	for _, e := range entries {
 		ok, err := a.versionVisible(ctx, a.store, e.Resource, ac.Cond)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ok {
 			visible = append(visible, e)
@@ -285,9 +288,7 @@ func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ
 		}
 		b.entry(a.fullURL(e.Type, e.ID), body, "", string(req), string(resp))
 	}
-	a.record(ctx, c, "fhir.history", "success", auditDetail("type", typ, "id", id))
-	recorded = true
-	return writeJSON(w, r, http.StatusOK, b.finish())
+	return b.finish(), nil
 }
 
 // bundleWriter writes a Bundle without re-encoding the resources in it.
