@@ -393,25 +393,22 @@ run_wrk() {
   # The warm-up (and in the first round the tokens' priming), by load.
   timeout 600 "$load" -url "${base[$t]}" -target "$t" -mode "fhir-$m" -targets "${wdir[$t]}/pool/$m.targets" -c "$c" \
     -pid "${pid[$t]}" -d 1s -warmup 0s "${prime[@]}" >/dev/null 2>>"$tmp/load.err" || { tail -n 20 "$tmp/load.err" >&2; die "wrk warm-up against $t ($m) failed"; }
-  local p=${pid[$t]} cpu0 cpu1 out rss=$tmp/wrk-rss
-  : >"$rss"
-  (while kill -0 "$p" 2>/dev/null; do awk '/^VmRSS/ { print $2 }' "/proc/$p/status" >>"$rss"; sleep 0.1; done) &
-  local sampler=$!
-  cpu0=$(awk '{ print $14 + $15 }' "/proc/$p/stat")
+  # The server's CPU, largest RSS and the rest of the machine's CPU while
+  # wrk runs, by load watch; wrk's own CPU (user and system seconds) by
+  # bash's time keyword.
   profile_start "$t" "$2"
-  # wrk's own CPU (user and system seconds) by bash's time keyword.
-  out=$(TIMEFORMAT='%U %S'
-    { time TARGETS="${wdir[$t]}/pool/$m.targets" timeout 600 wrk -t2 -c"$c" -d"${SECONDS_PER_RUN}s" -s bench/wrk/targets.lua "${base[$t]}"; } 2>"$tmp/wrk-time") ||
-    { profile_stop; kill "$sampler" 2>/dev/null; die "wrk against $t ($m) failed: $out $(cat "$tmp/wrk-time")"; }
+  ( TIMEFORMAT='%U %S'
+    { time TARGETS="${wdir[$t]}/pool/$m.targets" wrk -t2 -c"$c" -d"${SECONDS_PER_RUN}s" -s bench/wrk/targets.lua "${base[$t]}" >"$tmp/wrk.out"; } 2>"$tmp/wrk-time" ) &
+  local wp=$!
+  "$load" watch -pid "${pid[$t]}" -while "$wp" -label wrk >"$tmp/wrk-watch.json"
+  wait "$wp" || { profile_stop; die "wrk against $t ($m) failed: $(cat "$tmp/wrk.out" "$tmp/wrk-time")"; }
   profile_stop
-  cpu1=$(awk '{ print $14 + $15 }' "/proc/$p/stat")
-  kill "$sampler" 2>/dev/null || true
-  wait "$sampler" 2>/dev/null || true
-  sed -n 's/^WRK //p' <<<"$out" | jq -c --arg t "$t" --arg m "fhir-$m" --argjson c "$c" --argjson cpu $((cpu1 - cpu0)) --argjson hz "$hz" \
-    --argjson rss "$(sort -n "$rss" | tail -n1)" --argjson wcpu "$(awk 'END { print $1 + $2 }' "$tmp/wrk-time")" \
+  sed -n 's/^WRK //p' "$tmp/wrk.out" | jq -c --arg t "$t" --arg m "fhir-$m" --argjson c "$c" --slurpfile w "$tmp/wrk-watch.json" \
+    --argjson wcpu "$(awk 'END { print $1 + $2 }' "$tmp/wrk-time")" \
     '{target: $t, loadgen: "wrk", mode_run: $m, concurrency: $c} + . +
-     {server_cpu_us_per_req: ($cpu * 1e6 / $hz / .requests * 10 | round / 10), server_cpu_cores: ($cpu / $hz / .seconds * 100 | round / 100),
-      server_rss_max_mb: ($rss / 1024 * 10 | round / 10), client_cpu_us_per_req: ($wcpu * 1e6 / .requests * 10 | round / 10)}'
+     {server_cpu_us_per_req: ($w[0].cpu_seconds * 1e6 / .requests * 10 | round / 10), server_cpu_cores: ($w[0].cpu_seconds / .seconds * 100 | round / 100),
+      server_rss_max_mb: $w[0].rss_max_mb, client_cpu_us_per_req: ($wcpu * 1e6 / .requests * 10 | round / 10),
+      other_cpu_cores: ([0, $w[0].other_cpu_cores - $wcpu / $w[0].seconds] | max * 100 | round / 100)}'
 }
 
 # run_export T: one export; its files go to WORK/T/export for import.
@@ -504,7 +501,7 @@ jq -s -r "$jq_median"'
   def la: map(.loadavg_before | split(" ")[0] | tonumber) | "\(min)-\(max)";
   group_by(.target + " " + .mode)[] | . as $g | .[0] as $f |
   if ($f.mode | split("@")[0] | IN("read", "search", "include", "transaction", "wrk-read", "wrk-search")) then
-    "| \($f.target) | \($f.mode) (\($f.concurrency) clients) | \(map(.rps) | median | round) req/s\(if $f.mode == "transaction" then " (\(map(.entries_per_s) | median | round) entries/s)" else "" end) | p50 \(map(.p50_ms) | median) ms | p99 \(map(.p99_ms) | median) ms | server \(map(.server_cpu_us_per_req) | median) us/req | RSS max \(map(.server_rss_max_mb) | max) MB | errors \(map(.errors) | add) | other cores \(map(.other_cpu_cores) | max // "n/a") | load \($g | la) |"
+    "| \($f.target) | \($f.mode) (\($f.concurrency) clients) | \(map(.rps) | median | round) req/s\(if $f.mode == "transaction" then " (\(map(.entries_per_s) | median | round) entries/s)" else "" end) | p50 \(map(.p50_ms) | median) ms | p99 \(map(.p99_ms) | median) ms | server \(map(.server_cpu_us_per_req) | median) us/req | RSS max \(map(.server_rss_max_mb) | max) MB | errors \(map(.errors) | add) | other cores \(map(.other_cpu_cores) | max) | load \($g | la) |"
   elif $f.mode == "export" then
     "| \($f.target) | export | \(map(.export_resources_per_s) | median | round) resources/s (\($f.resources) in \(map(.export_seconds) | median) s) | server \(map(.export_server_cpu_us_per_resource) | median) us/resource | download \(map(.download_mb_per_s) | median) MB/s, \(map(.download_resources_per_s) | median | round) resources/s | RSS max \(map(.server_rss_max_mb) | max) MB | errors \(map(.errors) | add) | load \($g | la) |"
   else

@@ -14,20 +14,27 @@ import (
 // time (utime + stime, the last value read before it exited), its largest
 // VmRSS and its last VmHWM. bench/data.sh runs it beside `smartgate seed`
 // and `smartgate import`, which are not servers but must stay within the
-// same memory bound.
+// same memory bound. With -while PID2 it samples PID only while PID2 runs
+// (a server under another load generator, such as wrk) and its CPU time
+// is what PID used meanwhile.
 func watch(args []string) error {
 	fs := flag.NewFlagSet("load watch", flag.ContinueOnError)
 	pid := fs.Int("pid", 0, "process to watch")
+	while := fs.Int("while", 0, "watch -pid only while this process runs, and count the CPU -pid used meanwhile")
 	every := fs.Duration("every", 100*time.Millisecond, "sampling interval")
 	label := fs.String("label", "", "a name for the output line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *pid <= 0 || fs.NArg() > 0 {
-		return errors.New("usage: load watch -pid PID [-every 100ms] [-label NAME]")
+	if *pid <= 0 || *while < 0 || fs.NArg() > 0 {
+		return errors.New("usage: load watch -pid PID [-while PID] [-every 100ms] [-label NAME]")
 	}
-	if _, err := procCPU(*pid); err != nil {
+	cpu0, err := procCPU(*pid)
+	if err != nil {
 		return fmt.Errorf("-pid %d: %w", *pid, err)
+	}
+	if *while == 0 {
+		cpu0 = 0 // the process's whole CPU time
 	}
 	start := time.Now()
 	var cpu time.Duration
@@ -36,10 +43,16 @@ func watch(args []string) error {
 	busy0, _, _ := machineCPU()
 	var busy time.Duration
 	for {
+		if *while > 0 {
+			if _, err := procCPU(*while); err != nil {
+				break // the load is over
+			}
+		}
 		c, err := procCPU(*pid)
 		if err != nil {
 			break // gone
 		}
+		c -= cpu0
 		if r, err := procRSS(*pid); err == nil {
 			rss = max(rss, r)
 		}
