@@ -157,11 +157,9 @@ func (a *API) parseEntry(i int, fullURL string, resource json.RawMessage, req *e
 func (a *API) transaction(w http.ResponseWriter, r *http.Request, c *caller, ops []entryOp) error {
 	ctx := r.Context()
 	results, _, err := a.runTransaction(ctx, c, ops, nil)
-	if err != nil {
-		a.record(ctx, c, "fhir.transaction", "failure", auditDetail("entries", strconv.Itoa(len(ops))))
+	if err := a.recordOutcome(ctx, c, "fhir.transaction", auditDetail("entries", strconv.Itoa(len(ops))), err); err != nil {
 		return err
 	}
-	a.record(ctx, c, "fhir.transaction", "success", auditDetail("entries", strconv.Itoa(len(ops))))
 	return a.writeResponseBundle(w, r, "transaction-response", ops, results, nil)
 }
 

@@ -25,12 +25,9 @@ func (a *API) docref(w http.ResponseWriter, r *http.Request, c *caller) error {
 		body, err = a.docrefRun(r.Context(), c, in)
 	}
 	// Recorded (a refusal as a failure) as a search is.
-	detail := auditDetail("operation", "docref", "patient", in.Get("patient"))
-	if err != nil {
-		a.record(r.Context(), c, "fhir.operation", "failure", detail)
+	if err := a.recordOutcome(r.Context(), c, "fhir.operation", auditDetail("operation", "docref", "patient", in.Get("patient")), err); err != nil {
 		return err
 	}
-	a.record(r.Context(), c, "fhir.operation", "success", detail)
 	return writeJSON(w, r, http.StatusOK, body)
 }
 

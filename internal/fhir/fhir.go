@@ -369,6 +369,18 @@ func (a *API) record(ctx context.Context, c *caller, action, outcome, detail str
 	a.audit.Record(ctx, ev)
 }
 
+// recordOutcome records action as a failure when err is not nil and as a
+// success otherwise, with the same detail, and returns err: the
+// interactions whose refusals are audited as their successes are.
+func (a *API) recordOutcome(ctx context.Context, c *caller, action, detail string, err error) error {
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+	}
+	a.record(ctx, c, action, outcome, detail)
+	return err
+}
+
 func auditDetail(kv ...string) string {
 	m := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {

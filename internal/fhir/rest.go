@@ -408,11 +408,9 @@ func (a *API) readHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, i
 		return err
 	}
 	out, err := a.read(r.Context(), a.store, c, typ, id)
-	if err != nil {
-		a.record(r.Context(), c, "fhir.read", "failure", auditDetail("resource", typ+"/"+id))
+	if err := a.recordOutcome(r.Context(), c, "fhir.read", auditDetail("resource", typ+"/"+id), err); err != nil {
 		return err
 	}
-	a.record(r.Context(), c, "fhir.read", "success", auditDetail("resource", typ+"/"+id))
 	versionHeaders(w.Header(), out.res)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == w.Header().Get("ETag") {
 		w.WriteHeader(http.StatusNotModified)
@@ -429,12 +427,9 @@ func (a *API) vreadHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, 
 		return err
 	}
 	out, err := a.vread(r.Context(), c, typ, id, v)
-	detail := auditDetail("resource", typ+"/"+id, "version", strconv.FormatInt(v, 10))
-	if err != nil {
-		a.record(r.Context(), c, "fhir.vread", "failure", detail)
+	if err := a.recordOutcome(r.Context(), c, "fhir.vread", auditDetail("resource", typ+"/"+id, "version", strconv.FormatInt(v, 10)), err); err != nil {
 		return err
 	}
-	a.record(r.Context(), c, "fhir.vread", "success", detail)
 	versionHeaders(w.Header(), out.res)
 	return writeJSON(w, r, out.status, a.shape(out.body, r.URL.Query()))
 }

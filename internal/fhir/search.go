@@ -172,11 +172,9 @@ func (a *API) searchHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ 
 // as a failure) as a read or a search is.
 func (a *API) historyHTTP(w http.ResponseWriter, r *http.Request, c *caller, typ, id string) error {
 	body, err := a.history(r.Context(), c, r.URL.Query(), typ, id)
-	if err != nil {
-		a.record(r.Context(), c, "fhir.history", "failure", auditDetail("type", typ, "id", id))
+	if err := a.recordOutcome(r.Context(), c, "fhir.history", auditDetail("type", typ, "id", id), err); err != nil {
 		return err
 	}
-	a.record(r.Context(), c, "fhir.history", "success", auditDetail("type", typ, "id", id))
 	return writeJSON(w, r, http.StatusOK, body)
 }
 
